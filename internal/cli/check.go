@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dubboreach/dubboreach/routes"
+)
+
+// checkJSON is one element of `check -o json`, a contract of DESIGN.md.
+type checkJSON struct {
+	Address      string            `json:"address"`
+	Verdict      routes.Status     `json:"verdict"`
+	Reason       routes.Reason     `json:"reason"`
+	Node         string            `json:"node,omitempty"`
+	Prefix       string            `json:"prefix,omitempty"`
+	MissingRoute *missingRouteJSON `json:"missingRoute,omitempty"`
+}
+
+// missingRouteJSON is the route the fabric lacks for an address.
+type missingRouteJSON struct {
+	Prefix  string `json:"prefix"`
+	NextHop string `json:"nextHop,omitempty"`
+	Node    string `json:"node,omitempty"`
+}
+
+func newMissingRouteJSON(r *routes.Route) *missingRouteJSON {
+	if r == nil {
+		return nil
+	}
+	m := &missingRouteJSON{Prefix: r.Prefix.String(), Node: r.Node}
+	if r.NextHop.IsValid() {
+		m.NextHop = r.NextHop.String()
+	}
+	return m
+}
+
+func newCheckCommand() *cobra.Command {
+	var (
+		cf     clusterFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "check ADDRESS[:PORT]...",
+		Short: "Say for each address whether the network outside the cluster reaches it, and why",
+		Long: `Say for each address whether the network outside the cluster reaches it, and why.
+Addresses may be IPv4, IPv6, bracketed IPv6, with or without a port. Exit status: 0 when all
+are reachable, 1 when any is not, 2 on a usage or configuration error.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return usageError(fmt.Errorf("-o %q is not a format; use table or json", output))
+			}
+			// Parse every argument before touching the cluster: a typo is a usage error.
+			addrs := make([]checkJSON, len(args))
+			for i, a := range args {
+				if _, _, err := routes.ParseAddress(a); err != nil {
+					return usageError(err)
+				}
+				addrs[i].Address = a
+			}
+			t, inv, err := cf.table(cmd.Context())
+			if err != nil {
+				return err
+			}
+			warnIgnored(cmd.ErrOrStderr(), inv)
+			allReachable := true
+			for i := range addrs {
+				ip, _, _ := routes.ParseAddress(addrs[i].Address)
+				v := t.Check(ip)
+				addrs[i].Verdict, addrs[i].Reason = v.Status, v.Reason
+				addrs[i].Node, addrs[i].Prefix = v.Node(), prefixString(v.Prefix)
+				addrs[i].MissingRoute = newMissingRouteJSON(v.MissingRoute())
+				if v.Status != routes.Reachable {
+					allReachable = false
+				}
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(addrs); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ADDRESS\tVERDICT\tREASON\tNODE\tPREFIX\tMISSING ROUTE")
+				for _, a := range addrs {
+					missing := ""
+					if a.MissingRoute != nil {
+						missing = a.MissingRoute.Prefix + " via " + dash(a.MissingRoute.NextHop)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Address, a.Verdict, a.Reason, dash(a.Node), dash(a.Prefix), dash(missing))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			if !allReachable {
+				return errFindings
+			}
+			return nil
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
+	return cmd
+}
