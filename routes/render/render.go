@@ -55,6 +55,8 @@ type dialect struct {
 	noHopRemove bool
 	// noHopFix tells the user how to find the next hop when the dialect needs it to remove a route.
 	noHopFix string
+	// refuse, when set, rejects routes the dialect cannot express.
+	refuse func(e Entry) error
 }
 
 var dialects = map[Format]dialect{
@@ -98,6 +100,15 @@ var dialects = map[Format]dialect{
 		add:         func(b []byte, e Entry) []byte { return netTools(b, "add", e) },
 		del:         func(b []byte, e Entry) []byte { return netTools(b, "del", e) },
 		noHopRemove: true,
+		refuse: func(e Entry) error {
+			// route(8) flags an IPv6 /128 as a host route (RTF_HOST, 0x4), which Linux reads as
+			// RTNH_F_ONLINK and then refuses without a device: "SIOCADDRT: No such device".
+			if e.Prefix.Addr().Is6() && e.Prefix.Bits() == 128 {
+				return errors.New("net-tools cannot add or remove an IPv6 /128 route through a gateway without naming " +
+					"the device (Linux reads route's host flag as onlink); use -o linux for IPv6 host routes")
+			}
+			return nil
+		},
 	},
 	FRR: {
 		add: func(b []byte, e Entry) []byte { return slashHop(b, "", "ip route ", "ipv6 route ", e) },
@@ -130,6 +141,13 @@ func Render(w io.Writer, f Format, entries []Entry, opts Options) error {
 	}
 	if err := check(f, entries, opts.Remove && d.noHopRemove, d.noHopFix); err != nil {
 		return err
+	}
+	if d.refuse != nil {
+		for i, e := range entries {
+			if err := d.refuse(e); err != nil {
+				return fmt.Errorf("render %s: entry %d: route %s%s: %w", f, i, e.Prefix, nodeText(e.Node), err)
+			}
+		}
 	}
 	line := d.add
 	if opts.Remove {
