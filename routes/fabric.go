@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -103,8 +104,18 @@ func ParseFabric(name string, data []byte) (*Fabric, error) {
 		return nil, fmt.Errorf("%s: %d bytes is too large for a fabric file (limit %d)", name, len(data), maxFabricBytes)
 	}
 	var doc fabricFile
-	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
+	// YAMLToJSONStrict refuses duplicate keys; sigs.k8s.io/json's strict mode names unknown
+	// fields by their path ("spec.reachble"), which is what the user needs to find the typo.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %s (see the fabric file format in the README)", name, cleanYAMLError(err))
+	}
+	strictErrs, err := kjson.UnmarshalStrict(js, &doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s (see the fabric file format in the README)", name, cleanYAMLError(err))
+	}
+	if len(strictErrs) > 0 {
+		return nil, fmt.Errorf("%s: %s (see the fabric file format in the README)", name, cleanYAMLError(errors.Join(strictErrs...)))
 	}
 	fieldErr := func(field, format string, args ...any) error {
 		return fmt.Errorf("%s: %s: %s", name, field, fmt.Sprintf(format, args...))
@@ -116,7 +127,6 @@ func ParseFabric(name string, data []byte) (*Fabric, error) {
 		return nil, fieldErr("kind", "%q is not a fabric file; use %q", doc.Kind, FabricKind)
 	}
 	f := DefaultFabric()
-	var err error
 	spec := doc.Spec
 	if f.Reachable, err = parsePrefixes(spec.Reachable, "spec.reachable", fieldErr); err != nil {
 		return nil, err

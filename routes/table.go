@@ -262,15 +262,17 @@ func (b *builder) finish(nodes []Node, pub Publisher) {
 		return strings.Compare(x.Node, y.Node)
 	})
 	// The same prefix on two nodes cannot be routed: keep the first, report the conflict.
-	t.Routes = slices.CompactFunc(t.Routes, func(x, y Route) bool {
-		if x.Prefix != y.Prefix {
-			return false
+	kept := t.Routes[:0]
+	for _, r := range t.Routes {
+		if n := len(kept); n > 0 && kept[n-1].Prefix == r.Prefix {
+			if first := kept[n-1]; first.Node != r.Node {
+				t.problem(r.Node, "", fmt.Sprintf("pod prefix %s is also assigned to node %s; routing it to %s only", r.Prefix, first.Node, first.Node))
+			}
+			continue
 		}
-		if x.Node != y.Node {
-			t.problem(y.Node, "", fmt.Sprintf("pod prefix %s is also assigned to node %s; routing it to %s only", y.Prefix, x.Node, x.Node))
-		}
-		return true
-	})
+		kept = append(kept, r)
+	}
+	t.Routes = kept
 
 	installed := make(map[netip.Prefix]bool, len(t.Fabric.Installed))
 	for _, p := range t.Fabric.Installed {

@@ -1,7 +1,6 @@
-module github.com/dubboreach/dubboreach/hack/tools
+module github.com/dubboreach/dubboreach/hack/tools/kube
 
-// Tool-only dependencies (kube-apiserver, etcd for envtest; helm, golangci-lint, promtool
-// are installed by hack/install-tools.sh). Kept out of the main module on purpose.
+// kube-apiserver and etcd for envtest, built from their Go modules. Kept out of the main module.
 go 1.26.0
 
 require (
