@@ -244,7 +244,7 @@ type ipamBlock struct {
 		Name string `json:"name"`
 	} `json:"metadata"`
 	Spec struct {
-		CIDR        string `json:"cidr"`
+		CIDR        string  `json:"cidr"`
 		Affinity    *string `json:"affinity"`
 		Allocations []*int  `json:"allocations"`
 		Attributes  []struct {
