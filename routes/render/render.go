@@ -133,7 +133,9 @@ func Render(w io.Writer, f Format, entries []Entry, opts Options) error {
 		if err := check(f, entries, false, ""); err != nil {
 			return err
 		}
-		return flush(w, f, bird(nil, entries))
+		out := newChunker(w, f)
+		bird(out, entries)
+		return out.close()
 	}
 	d, ok := dialects[f]
 	if !ok {
@@ -153,29 +155,47 @@ func Render(w io.Writer, f Format, entries []Entry, opts Options) error {
 	if opts.Remove {
 		line = d.del
 	}
-	// Write in chunks: one syscall per route would dominate on a pipe or a file.
-	const chunk = 32 << 10
-	b := make([]byte, 0, chunk+256)
+	out := newChunker(w, f)
 	for _, e := range entries {
-		b = line(b, e)
-		if len(b) >= chunk {
-			if err := flush(w, f, b); err != nil {
-				return err
-			}
-			b = b[:0]
-		}
+		out.b = line(out.b, e)
+		out.maybeFlush()
 	}
-	return flush(w, f, b)
+	return out.close()
 }
 
-func flush(w io.Writer, f Format, b []byte) error {
-	if len(b) == 0 {
-		return nil
+// chunker collects output and writes it in chunks: one write per route would dominate on a
+// pipe or a file, and one buffer for all routes would hold megabytes for a large cluster.
+type chunker struct {
+	w   io.Writer
+	f   Format
+	b   []byte
+	err error
+}
+
+const chunkSize = 32 << 10
+
+func newChunker(w io.Writer, f Format) *chunker {
+	return &chunker{w: w, f: f, b: make([]byte, 0, chunkSize+512)}
+}
+
+func (c *chunker) maybeFlush() {
+	if len(c.b) >= chunkSize {
+		c.flush()
 	}
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("render %s: writing the output: %w", f, err)
+}
+
+func (c *chunker) flush() {
+	if c.err == nil && len(c.b) > 0 {
+		if _, err := c.w.Write(c.b); err != nil {
+			c.err = fmt.Errorf("render %s: writing the output: %w", c.f, err)
+		}
 	}
-	return nil
+	c.b = c.b[:0]
+}
+
+func (c *chunker) close() error {
+	c.flush()
+	return c.err
 }
 
 func formatList() string {
@@ -202,16 +222,18 @@ func checkEntry(e Entry, noHopOK bool, fix string) error {
 		return fmt.Errorf("route with next hop %s%s: prefix is missing or invalid; every route needs a destination prefix such as 10.131.10.0/24",
 			hopText(e.NextHop), nodeText(e.Node))
 	}
-	name := "route " + e.Prefix.String() + nodeText(e.Node)
+	// The route is named in errors only: building the name for every good route would cost
+	// more than rendering it.
+	name := func() string { return "route " + e.Prefix.String() + nodeText(e.Node) }
 	if e.Prefix.Addr().Zone() != "" {
-		return fmt.Errorf("%s: prefix has the zone %q; routers take no zone in a destination: drop it", name, e.Prefix.Addr().Zone())
+		return fmt.Errorf("%s: prefix has the zone %q; routers take no zone in a destination: drop it", name(), e.Prefix.Addr().Zone())
 	}
 	if m := e.Prefix.Masked(); m != e.Prefix {
 		// Routers reject host bits in a destination (IOS: "Inconsistent address and mask").
-		return fmt.Errorf("%s: prefix has host bits set; use %s", name, m)
+		return fmt.Errorf("%s: prefix has host bits set; use %s", name(), m)
 	}
 	if e.Prefix.Addr().Is4In6() {
-		return fmt.Errorf("%s: prefix is an IPv4-mapped IPv6 prefix; use the IPv4 prefix %s", name,
+		return fmt.Errorf("%s: prefix is an IPv4-mapped IPv6 prefix; use the IPv4 prefix %s", name(),
 			netip.PrefixFrom(e.Prefix.Addr().Unmap(), max(e.Prefix.Bits()-96, 0)).Masked())
 	}
 	h := e.NextHop
@@ -220,22 +242,22 @@ func checkEntry(e Entry, noHopOK bool, fix string) error {
 			return nil
 		}
 		if fix != "" {
-			return fmt.Errorf("%s: next hop is missing and this dialect cannot remove a route without it; %s", name, fix)
+			return fmt.Errorf("%s: next hop is missing and this dialect cannot remove a route without it; %s", name(), fix)
 		}
-		return fmt.Errorf("%s: next hop is missing; a route can be added only with a next hop: give the node an address of the prefix's family", name)
+		return fmt.Errorf("%s: next hop is missing; a route can be added only with a next hop: give the node an address of the prefix's family", name())
 	}
 	if h.Zone() != "" {
-		return fmt.Errorf("%s: next hop %s has a zone; these formats take a global next-hop address: use the node's global address", name, h)
+		return fmt.Errorf("%s: next hop %s has a zone; these formats take a global next-hop address: use the node's global address", name(), h)
 	}
 	if h.Is4() != e.Prefix.Addr().Is4() || h.Is4In6() {
 		fam := "IPv6"
 		if e.Prefix.Addr().Is4() {
 			fam = "IPv4"
 		}
-		return fmt.Errorf("%s: next hop %s is not an %s address; use the node's %s address", name, h, fam, fam)
+		return fmt.Errorf("%s: next hop %s is not an %s address; use the node's %s address", name(), h, fam, fam)
 	}
 	if h.IsUnspecified() || h.IsMulticast() || h.IsLoopback() {
-		return fmt.Errorf("%s: next hop %s cannot forward traffic; use the node's address", name, h)
+		return fmt.Errorf("%s: next hop %s cannot forward traffic; use the node's address", name(), h)
 	}
 	return nil
 }
@@ -369,7 +391,7 @@ func netTools(b []byte, verb string, e Entry) []byte {
 }
 
 // bird writes one BIRD 2 static protocol per address family that has routes, IPv4 first.
-func bird(b []byte, entries []Entry) []byte {
+func bird(out *chunker, entries []Entry) {
 	for _, v4 := range []bool{true, false} {
 		name, channel := "dubboreach_v4", "ipv4"
 		if !v4 {
@@ -380,6 +402,7 @@ func bird(b []byte, entries []Entry) []byte {
 			if e.Prefix.Addr().Is4() != v4 {
 				continue
 			}
+			b := out.b
 			if !open {
 				b = append(b, "protocol static "...)
 				b = append(b, name...)
@@ -392,11 +415,11 @@ func bird(b []byte, entries []Entry) []byte {
 			b = e.Prefix.AppendTo(b)
 			b = append(b, " via "...)
 			b = e.NextHop.AppendTo(b)
-			b = append(b, ";\n"...)
+			out.b = append(b, ";\n"...)
+			out.maybeFlush()
 		}
 		if open {
-			b = append(b, "}\n"...)
+			out.b = append(out.b, "}\n"...)
 		}
 	}
-	return b
 }

@@ -331,6 +331,50 @@ func TestRenderLarge(t *testing.T) {
 	}
 }
 
+// TestRenderLargeBIRD checks that a BIRD configuration larger than one write chunk keeps its two
+// blocks whole: every route inside its family's block.
+func TestRenderLargeBIRD(t *testing.T) {
+	entries := manyEntries(5000)
+	var w countingWriter
+	if err := Render(&w, BIRD, entries, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(w.buf.String(), "\n"), "\n")
+	if want := len(entries) + 6; len(lines) != want {
+		t.Fatalf("%d lines, want %d", len(lines), want)
+	}
+	v4 := 5000 - 5000/4
+	for i, l := range lines {
+		switch {
+		case i == 0:
+			if l != "protocol static dubboreach_v4 {" {
+				t.Fatalf("line %d = %q", i, l)
+			}
+		case i == v4+2:
+			if l != "}" {
+				t.Fatalf("line %d = %q, want the end of the IPv4 block", i, l)
+			}
+		case i == v4+3:
+			if l != "protocol static dubboreach_v6 {" {
+				t.Fatalf("line %d = %q", i, l)
+			}
+		case i == len(lines)-1:
+			if l != "}" {
+				t.Fatalf("last line = %q", l)
+			}
+		case i == 1 || i == v4+4:
+			continue
+		default:
+			if !strings.HasPrefix(l, "\troute ") || strings.Contains(l, ":") != (i > v4+3) {
+				t.Fatalf("line %d = %q is not a route of its block's family", i, l)
+			}
+		}
+	}
+	if w.writes < 2 {
+		t.Fatalf("%d bytes written in %d writes; want them chunked", w.buf.Len(), w.writes)
+	}
+}
+
 type countingWriter struct {
 	buf    bytes.Buffer
 	writes int
