@@ -11,9 +11,10 @@ mkdir -p "$BIN"
 # --- Debian packages -------------------------------------------------------------------------
 # zookeeper (+ its JRE): the registry the auditor reads; libcurator-discovery-java: Apache
 # Curator's ServiceDiscovery, which writes Dubbo 3's application-level instances in tests;
-# prometheus: promtool for the alert tests; bird2, iproute2, net-tools: renderer tests apply
+# prometheus: promtool for the alert tests; bird2, frr, iproute2, net-tools: renderer tests check
+# (bird -p, vtysh --dryrun) or apply
 # routes for real; chromium: dashboard browser tests.
-APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 iproute2 net-tools chromium)
+APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 frr iproute2 net-tools chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,6 +48,6 @@ build_tool kube-apiserver kube ./kube-apiserver
 build_tool helm helm helm.sh/helm/v3/cmd/helm
 build_tool golangci-lint lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
-for t in java javac promtool bird ip; do
+for t in java javac promtool bird vtysh ip route; do
   command -v "$t" >/dev/null || { echo "install-tools: $t is still missing after install" >&2; exit 1; }
 done

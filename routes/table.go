@@ -88,7 +88,6 @@ type Table struct {
 	Nodes []NodeState
 
 	lookup *bart.Table[*entry]
-	never  *bart.Table[netip.Prefix]
 	nodes  map[string]int // name -> index in Nodes
 }
 
@@ -98,6 +97,7 @@ const (
 	kindPod entryKind = iota
 	kindService
 	kindReachable
+	kindNever
 )
 
 type entry struct {
@@ -115,7 +115,7 @@ func Build(inv *Inventory, fab *Fabric, pub Publisher) *Table {
 	if inv == nil {
 		inv = &Inventory{}
 	}
-	t := &Table{Fabric: fab, lookup: &bart.Table[*entry]{}, never: &bart.Table[netip.Prefix]{}}
+	t := &Table{Fabric: fab, lookup: &bart.Table[*entry]{}}
 	b := builder{t: t, byName: make(map[string]*Node, len(inv.Nodes))}
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
@@ -302,36 +302,44 @@ func (b *builder) finish(nodes []Node, pub Publisher) {
 	slices.SortFunc(t.Stale, comparePrefix)
 	t.Stale = slices.Compact(t.Stale)
 
-	// Overlaps between nodes (other than a borrowed address inside its block) mean two nodes
-	// claim the same pods; longest-prefix match still answers, but someone must look.
-	var owners bart.Table[*Route]
+	// One longest-prefix table answers every verdict. Routes go in sorted order, so a covering
+	// prefix is always in the table before the prefixes it covers: one LPM query per route finds
+	// overlaps between nodes (two nodes claiming the same pods: LPM still answers, but someone
+	// must look). A borrowed address inside its block is expected, not an overlap.
+	entries := make([]entry, 0, len(t.Routes)+len(t.Fabric.ServiceCIDRs)+len(t.Fabric.Reachable)+len(t.Fabric.Unreachable))
 	for i := range t.Routes {
 		r := &t.Routes[i]
 		if r.Source != FromCalicoBorrowed {
-			for sp, other := range owners.Supernets(r.Prefix) {
-				if other.Node != r.Node {
-					t.problem(r.Node, "", fmt.Sprintf("pod prefix %s overlaps %s of node %s", r.Prefix, sp, other.Node))
-				}
-				break
+			if sp, other, ok := t.lookup.LookupPrefixLPM(r.Prefix); ok && other.route.Node != r.Node && other.route.Source != FromCalicoBorrowed {
+				t.problem(r.Node, "", fmt.Sprintf("pod prefix %s overlaps %s of node %s", r.Prefix, sp, other.route.Node))
 			}
-			owners.Insert(r.Prefix, r)
 		}
+		entries = append(entries, entry{prefix: r.Prefix, kind: kindPod, route: r})
+		t.lookup.Insert(r.Prefix, &entries[len(entries)-1])
 	}
-
-	// Lookup: pod routes, then service and reachable networks; an explicit fabric statement
-	// about the very same prefix wins over a derived pod route.
-	for i := range t.Routes {
-		r := &t.Routes[i]
-		t.lookup.Insert(r.Prefix, &entry{prefix: r.Prefix, kind: kindPod, route: r})
-	}
+	// Service and reachable networks next: an explicit fabric statement about the very same
+	// prefix wins over a derived pod route.
 	for _, p := range t.Fabric.ServiceCIDRs {
-		t.lookup.Insert(p, &entry{prefix: p, kind: kindService})
+		entries = append(entries, entry{prefix: p, kind: kindService})
+		t.lookup.Insert(p, &entries[len(entries)-1])
 	}
 	for _, p := range t.Fabric.Reachable {
-		t.lookup.Insert(p, &entry{prefix: p, kind: kindReachable})
+		entries = append(entries, entry{prefix: p, kind: kindReachable})
+		t.lookup.Insert(p, &entries[len(entries)-1])
 	}
+	// Unreachable networks win over everything, however specific the other match: they replace
+	// every entry they cover, so that a single lookup answers.
 	for _, p := range t.Fabric.Unreachable {
-		t.never.Insert(p, p)
+		entries = append(entries, entry{prefix: p, kind: kindNever})
+		never := &entries[len(entries)-1]
+		var covered []netip.Prefix
+		for sub := range t.lookup.Subnets(p) {
+			covered = append(covered, sub)
+		}
+		for _, sub := range covered {
+			t.lookup.Insert(sub, never)
+		}
+		t.lookup.Insert(p, never)
 	}
 
 	t.nodes = make(map[string]int, len(nodes))

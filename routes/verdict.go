@@ -82,11 +82,6 @@ func (t *Table) Check(addr netip.Addr) Verdict {
 		v.Reason = ReasonMulticast
 		return v
 	}
-	// Networks declared unreachable win over everything, however specific the other match.
-	if p, ok := t.never.Lookup(addr); ok {
-		v.Reason, v.Prefix = ReasonNeverReachable, p
-		return v
-	}
 	e, ok := t.lookup.Lookup(addr)
 	if !ok {
 		v.Status, v.Reason = Unknown, ReasonNoMatchingNetwork
@@ -98,6 +93,8 @@ func (t *Table) Check(addr netip.Addr) Verdict {
 		v.Status, v.Reason = Reachable, ReasonExternalNetwork
 	case kindService:
 		v.Reason = ReasonServiceNetwork
+	case kindNever:
+		v.Reason = ReasonNeverReachable
 	case kindPod:
 		v.Route = e.route
 		switch {
