@@ -147,6 +147,8 @@ type Scanner struct {
 	lastFull         time.Time
 	lastComplete     time.Time
 	version          uint64
+	// epoch counts sessions coming up; a scan is complete for the epoch it started in only.
+	epoch, completeEpoch uint64
 	wake             chan struct{}
 	changed          chan struct{}
 }
@@ -219,6 +221,7 @@ func (s *Scanner) event(ev zk.Event) {
 			s.watched = map[string]bool{}
 		}
 		if up {
+			s.epoch++
 			// After any outage read everything again: requests failed while disconnected, and
 			// a new session has no watches.
 			s.resync = true
@@ -342,6 +345,7 @@ func (s *Scanner) ensureAuth() {
 func (s *Scanner) FullScan(ctx context.Context) {
 	start := time.Now()
 	s.mu.Lock()
+	epoch := s.epoch
 	s.resync = false
 	s.scanning = true
 	s.eventsDuringScan = map[string]bool{}
@@ -375,10 +379,11 @@ func (s *Scanner) FullScan(ctx context.Context) {
 	if len(s.eventsDuringScan) > 0 {
 		s.signal(s.wake)
 	}
-	complete = complete && s.connected
+	complete = complete && s.connected && epoch == s.epoch
 	s.scanned = true
 	s.lastFull = time.Now()
 	if complete {
+		s.completeEpoch = epoch
 		s.lastComplete = s.lastFull
 	} else if s.cfg.Watch {
 		// Retry soon rather than at the next period: something is missing now.
@@ -670,6 +675,7 @@ func remove(list []string, x string) []string {
 func (s *Scanner) Snapshot() Snapshot {
 	s.mu.Lock()
 	snap := Snapshot{Connected: s.connected, Scanned: s.scanned, LastFullScan: s.lastFull, LastCompleteScan: s.lastComplete, Version: s.version}
+	current := s.completeEpoch == s.epoch && s.lastComplete.Equal(s.lastFull)
 	s.mu.Unlock()
 	s.live.mu.Lock()
 	for p, d := range s.live.dirs {
@@ -709,7 +715,9 @@ func (s *Scanner) Snapshot() Snapshot {
 		return snap.Entries[i].Name < snap.Entries[j].Name
 	})
 	sort.Slice(snap.Missing, func(i, j int) bool { return snap.Missing[i].Path < snap.Missing[j].Path })
-	snap.Complete = snap.Scanned && snap.Connected && len(snap.Missing) == 0
+	// Complete only when the latest full scan, in the current session, read everything; events
+	// since then have been applied, and a failed incremental read is in Missing.
+	snap.Complete = snap.Scanned && snap.Connected && current && len(snap.Missing) == 0
 	return snap
 }
 
@@ -728,7 +736,10 @@ func Once(ctx context.Context, cfg Config) (Snapshot, error) {
 		return snap, nil
 	}
 	s.mu.Lock()
-	s.connected = true // the callback may not have run yet
+	if !s.connected { // the callback may not have run yet
+		s.connected = true
+		s.epoch++
+	}
 	s.mu.Unlock()
 	s.FullScan(ctx)
 	return s.Snapshot(), nil
