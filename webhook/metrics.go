@@ -1,0 +1,57 @@
+package webhook
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names: part of the contract (DESIGN.md), used by the shipped alerts and dashboards.
+const (
+	MetricInjections = "dubboreach_webhook_injections_total"
+	MetricDuration   = "dubboreach_webhook_admission_duration_seconds"
+)
+
+// Metrics are the webhook's own metrics; controller-runtime adds its generic
+// controller_runtime_webhook_* ones around the handler.
+type Metrics struct {
+	injections *prometheus.CounterVec
+	duration   prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them with reg (controller-runtime's
+// metrics.Registry in the binary; a fresh registry in tests).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricInjections,
+			Help: "Pod admissions by address mode (pod, host, none) and result (injected, skipped, error).",
+		}, []string{"mode", "result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: MetricDuration,
+			Help: "Time to answer one AdmissionReview, from reading the request to writing the answer.",
+			// Answers take well under a millisecond; the API server gives up at timeoutSeconds (3 s).
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.injections, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	// Create the series an alert looks at, so they read 0 instead of being absent.
+	for _, l := range [][2]string{
+		{string(ModePod), string(OutcomeInjected)}, {string(ModeHost), string(OutcomeInjected)},
+		{string(ModePod), string(OutcomeSkipped)}, {string(ModeHost), string(OutcomeSkipped)},
+		{string(ModeNone), string(OutcomeSkipped)}, {string(ModeNone), string(OutcomeError)},
+	} {
+		m.injections.WithLabelValues(l[0], l[1])
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(mode Mode, out Outcome, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.injections.WithLabelValues(string(mode), string(out)).Inc()
+	m.duration.Observe(seconds)
+}
