@@ -1,19 +1,352 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/dubboreach/dubboreach/registry"
+	"github.com/dubboreach/dubboreach/registry/zk"
+	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/cluster"
+	"github.com/dubboreach/dubboreach/routes/render"
 )
 
-// Placeholder until the audit component lands; the file is owned by its implementation.
+// auditFindingJSON is one provider or consumer of `audit --once -o json` (DESIGN.md).
+type auditFindingJSON struct {
+	Service      string            `json:"service"`
+	Protocol     string            `json:"protocol,omitempty"`
+	Address      string            `json:"address"`
+	Port         int               `json:"port,omitempty"`
+	Application  string            `json:"application,omitempty"`
+	Kind         string            `json:"kind"`
+	Znode        string            `json:"znode"`
+	Verdict      routes.Status     `json:"verdict"`
+	Reason       routes.Reason     `json:"reason"`
+	Node         string            `json:"node,omitempty"`
+	Pod          string            `json:"pod,omitempty"`
+	MissingRoute *missingRouteJSON `json:"missingRoute,omitempty"`
+	Explanation  string            `json:"explanation,omitempty"`
+}
+
+// auditJSON is the document of `audit --once -o json` (DESIGN.md).
+type auditJSON struct {
+	Complete    bool                   `json:"complete"`
+	Missing     []string               `json:"missing"`
+	Summary     registry.Summary       `json:"summary"`
+	Providers   []auditFindingJSON     `json:"providers"`
+	Consumers   []auditFindingJSON     `json:"consumers"`
+	Unparseable []registry.Unparseable `json:"unparseable"`
+}
+
+func toAuditJSON(r *registry.Result) auditJSON {
+	conv := func(fs []registry.Finding) []auditFindingJSON {
+		out := make([]auditFindingJSON, len(fs))
+		for i, f := range fs {
+			out[i] = auditFindingJSON{Service: f.Service, Protocol: f.Protocol, Address: f.Address, Port: f.Port,
+				Application: f.Application, Kind: f.Kind, Znode: f.Znode, Verdict: f.Verdict, Reason: f.Reason,
+				Node: f.Node, Pod: f.Pod, MissingRoute: newMissingRouteJSON(f.MissingRoute), Explanation: f.Explanation}
+		}
+		return out
+	}
+	return auditJSON{Complete: r.Complete, Missing: r.Missing, Summary: r.Summary, Providers: conv(r.Providers),
+		Consumers: conv(r.Consumers), Unparseable: r.Unparseable}
+}
+
+type auditFlags struct {
+	cf             clusterFlags
+	zk             string
+	zkRoot         string
+	servicesRoot   string
+	authFile       string
+	sessionTimeout time.Duration
+	connectTimeout time.Duration
+	once           bool
+	output         string
+	listen         string
+	fix            string
+	dryRun         bool
+	routeFormat    string
+	resync         time.Duration
+	leaderElect    bool
+	leaderNS       string
+	concurrency    int
+}
+
+// zkAuthEnv holds digest credentials when --zk-auth-file is not given.
+const zkAuthEnv = "DUBBOREACH_ZK_AUTH"
+
 func newAuditCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:    "audit",
-		Short:  "(not built yet)",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return usageError(errors.New("audit is not built yet"))
-		},
+	var f auditFlags
+	cmd := &cobra.Command{
+		Use:   "audit --zk HOST:PORT[,...][/chroot]",
+		Short: "Find Dubbo registrations in ZooKeeper that the network outside the cluster cannot reach, and say why",
+		Long: `Scan ZooKeeper's Dubbo registrations (interface level under --zk-root, application level under
+--services-root), judge each address with the same route core as 'check', map it to its pod and
+node, and explain what to do.
+
+--once scans once and prints the result (-o table|json). Exit status: 0 when every provider is
+reachable and the scan is complete, 1 when a provider is unreachable or any path could not be
+read, 2 on a usage or configuration error.
+
+Without --once the auditor keeps watching: it serves /metrics, /healthz and /readyz on --listen,
+and (with a cluster) writes UnreachableRegistration Events on the pods behind unreachable
+registrations, from the elected leader only.
+
+Digest credentials for ZooKeeper ("user:password") are read from --zk-auth-file or from $` + zkAuthEnv + `;
+they are never printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, &f) },
+	}
+	fs := cmd.Flags()
+	f.cf.register(fs)
+	fs.StringVar(&f.zk, "zk", "", "ZooKeeper connection string: host:port[,host:port...][/chroot] (required)")
+	fs.StringVar(&f.zkRoot, "zk-root", "/dubbo", "root of Dubbo's interface-level registrations")
+	fs.StringVar(&f.servicesRoot, "services-root", "/services", "root of application-level (Curator service discovery) instances")
+	fs.StringVar(&f.authFile, "zk-auth-file", "", "file holding ZooKeeper digest credentials user:password (default: $"+zkAuthEnv+")")
+	fs.DurationVar(&f.sessionTimeout, "zk-session-timeout", 15*time.Second, "ZooKeeper session timeout")
+	fs.DurationVar(&f.connectTimeout, "zk-connect-timeout", 15*time.Second, "with --once: how long to wait for a ZooKeeper session")
+	fs.IntVar(&f.concurrency, "zk-concurrency", 64, "ZooKeeper requests in flight during a full scan")
+	fs.BoolVar(&f.once, "once", false, "scan once, print the result and exit")
+	fs.StringVarP(&f.output, "output", "o", "table", "output format with --once: table|json")
+	fs.StringVar(&f.listen, "listen", "", "address to serve /metrics, /healthz and /readyz on (long-running mode), e.g. :8080")
+	fs.StringVar(&f.fix, "fix", "", "correct registrations (not available in this version)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "with --fix: print the corrections without making them")
+	fs.StringVar(&f.routeFormat, "route-format", string(render.Linux), "router dialect of the missing routes in explanations: "+strings.Join(formatNames(), "|"))
+	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period of full rescans in long-running mode (watches keep the view current in between)")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster: elect a leader so that only one replica writes Events")
+	fs.StringVar(&f.leaderNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	return cmd
+}
+
+func runAudit(cmd *cobra.Command, f *auditFlags) error {
+	if f.zk == "" {
+		return usageError(errors.New("--zk is required: the ZooKeeper connection string, e.g. --zk zk-0.zk:2181,zk-1.zk:2181"))
+	}
+	if _, _, err := zk.ParseServers(f.zk); err != nil {
+		return usageError(err)
+	}
+	if f.fix != "" || f.dryRun {
+		return usageError(errors.New("--fix and --dry-run are not available in this version: audit reports and explains, it does not change registrations"))
+	}
+	if f.output != "table" && f.output != "json" {
+		return usageError(fmt.Errorf("-o %q is not a format; use table or json", f.output))
+	}
+	if !slices.Contains(formatNames(), f.routeFormat) {
+		return usageError(fmt.Errorf("--route-format %q is not a router dialect; use one of %s", f.routeFormat, strings.Join(formatNames(), ", ")))
+	}
+	if f.once && f.listen != "" {
+		return usageError(errors.New("--listen serves a long-running auditor; drop it or --once"))
+	}
+	auth, err := zk.AuthFromFile(f.authFile, zkAuthEnv)
+	if err != nil {
+		return usageError(err)
+	}
+	log := stdr.New(nil).WithName("audit")
+	scan := zk.Config{
+		Options:      zk.Options{Servers: f.zk, Auth: auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()},
+		ZKRoot:       f.zkRoot,
+		ServicesRoot: f.servicesRoot,
+		Concurrency:  f.concurrency, Resync: f.resync, ConnectTimeout: f.connectTimeout,
+	}
+	for _, r := range []string{f.zkRoot, f.servicesRoot} {
+		if !strings.HasPrefix(r, "/") {
+			return usageError(fmt.Errorf("%q is not an absolute ZooKeeper path", r))
+		}
+	}
+	if f.once {
+		return auditOnce(cmd, f, scan)
+	}
+	return auditServe(cmd.Context(), cmd.ErrOrStderr(), f, scan, log)
+}
+
+func auditOnce(cmd *cobra.Command, f *auditFlags, scan zk.Config) error {
+	t, inv, err := f.cf.table(cmd.Context())
+	if err != nil {
+		return err
+	}
+	pods := registry.NewPodIndex()
+	if f.cf.inventory != "" {
+		pods.Replace(inv)
+	} else if err := loadPods(cmd.Context(), &f.cf, inv, pods); err != nil {
+		return err
+	}
+	r, err := registry.Once(cmd.Context(), scan, t, pods, render.Format(f.routeFormat))
+	if err != nil {
+		return usageError(err)
+	}
+	w := cmd.OutOrStdout()
+	if f.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(toAuditJSON(r)); err != nil {
+			return err
+		}
+	} else if err := writeAuditTable(w, f.zk, r); err != nil {
+		return err
+	}
+	if !r.Complete || r.Unreachable() {
+		return errFindings
+	}
+	return nil
+}
+
+// loadPods reads pods and namespaces once from the cluster, for --once.
+func loadPods(ctx context.Context, cf *clusterFlags, inv *routes.Inventory, pods *registry.PodIndex) error {
+	cfg, err := cf.restConfig()
+	if err != nil {
+		return err
+	}
+	podInv, err := registry.LoadPods(ctx, cfg, scheme())
+	if err != nil {
+		return usageError(err)
+	}
+	inv.Pods, inv.Namespaces = podInv.Pods, podInv.Namespaces
+	pods.Replace(inv)
+	return nil
+}
+
+func writeAuditTable(w io.Writer, servers string, r *registry.Result) error {
+	state := "complete"
+	if !r.Complete {
+		state = fmt.Sprintf("INCOMPLETE: %d path(s) not read; findings below may be missing entries", len(r.Missing))
+	}
+	fmt.Fprintf(w, "ZooKeeper %s: %s\n", zkDisplay(servers), state)
+	s := r.Summary
+	fmt.Fprintf(w, "Providers: %d (reachable %d, unreachable %d, unknown %d, unparseable %d); consumers: %d\n\n",
+		s.Total, s.Reachable, s.Unreachable, s.Unknown, s.Unparseable, len(r.Consumers))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SIDE\tKIND\tSERVICE\tADDRESS\tVERDICT\tREASON\tNODE\tPOD")
+	var explained []registry.Finding
+	for _, list := range [][]registry.Finding{r.Providers, r.Consumers} {
+		for _, f := range list {
+			addr := f.Address
+			if f.Port != 0 {
+				addr = hostPortString(f.Address, f.Port)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Side, f.Kind, f.Service, addr, f.Verdict, f.Reason, dash(f.Node), dash(f.Pod))
+			if f.Explanation != "" {
+				explained = append(explained, f)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(explained) > 0 {
+		fmt.Fprintf(w, "\nWhat to do (%d):\n", len(explained))
+		for _, f := range explained {
+			fmt.Fprintf(w, "  - %s %s at %s\n    %s\n", f.Side, f.Service, hostPortString(f.Address, f.Port), f.Explanation)
+		}
+	}
+	if len(r.Unparseable) > 0 {
+		fmt.Fprintf(w, "\nUnparseable (%d):\n", len(r.Unparseable))
+		for _, u := range r.Unparseable {
+			fmt.Fprintf(w, "  - %s\n    %s\n", u.Znode, u.Error)
+		}
+	}
+	if len(r.MissingDetail) > 0 {
+		fmt.Fprintf(w, "\nNot read (%d):\n", len(r.MissingDetail))
+		for i, m := range r.MissingDetail {
+			fmt.Fprintf(w, "  - %s: %s\n", r.Missing[i], m.Reason)
+		}
+	}
+	return nil
+}
+
+func hostPortString(host string, port int) string {
+	if port == 0 {
+		return host
+	}
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// zkDisplay shows the servers of a connection string (it holds no credentials).
+func zkDisplay(s string) string { return s }
+
+func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Config, log logr.Logger) error {
+	fab, err := f.cf.loadFabric()
+	if err != nil {
+		return err
+	}
+	store := routes.NewStore(fab, nil)
+	pods := registry.NewPodIndex()
+	metrics := registry.NewMetrics()
+	holder := registry.NewHolder()
+	aud := &registry.Auditor{Scan: scan, Routes: store, Pods: pods, Holder: holder, Metrics: metrics,
+		Format: render.Format(f.routeFormat), Log: log}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	if f.cf.inventory != "" {
+		inv, err := f.cf.loadInventory(ctx)
+		if err != nil {
+			return err
+		}
+		warnIgnored(stderr, inv)
+		store.Replace(inv)
+		pods.Replace(inv)
+	} else {
+		cfg, err := f.cf.restConfig()
+		if err != nil {
+			return err
+		}
+		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+			Scheme:                  scheme(),
+			Metrics:                 metricsserver.Options{BindAddress: "0"}, // served on --listen with ours
+			HealthProbeBindAddress:  "0",
+			LeaderElection:          f.leaderElect,
+			LeaderElectionID:        "dubboreach-audit",
+			LeaderElectionNamespace: f.leaderNS,
+		})
+		if err != nil {
+			return usageError(fmt.Errorf("setting up the cluster client: %w", err))
+		}
+		if err := cluster.SetupWithManager(mgr, store); err != nil {
+			return usageError(err)
+		}
+		if err := registry.SetupWithManager(mgr, pods); err != nil {
+			return usageError(err)
+		}
+		aud.Events = &registry.Events{Recorder: mgr.GetEventRecorder("dubboreach-audit")}
+		if err := mgr.Add(aud.Events); err != nil {
+			return err
+		}
+		go func() { errc <- mgr.Start(ctx) }()
+	}
+	if f.listen != "" {
+		ln, err := net.Listen("tcp", f.listen)
+		if err != nil {
+			return usageError(fmt.Errorf("--listen %s: %w", f.listen, err))
+		}
+		srv := &http.Server{Handler: registry.NewMux(holder, metrics), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- srv.Serve(ln) }()
+		go func() { <-ctx.Done(); _ = srv.Close() }()
+		fmt.Fprintf(stderr, "audit: serving /metrics, /healthz and /readyz on %s\n", ln.Addr())
+	}
+	go func() { errc <- aud.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if err == nil || errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
 	}
 }

@@ -94,6 +94,8 @@ type Config struct {
 	// Resync is the period of full rescans in watch mode (default 10m; <0 disables).
 	Resync   time.Duration
 	Observer Observer
+	// ConnectTimeout bounds Once's wait for a session (default 15s).
+	ConnectTimeout time.Duration
 }
 
 type dirKind uint8
@@ -730,7 +732,13 @@ func Once(ctx context.Context, cfg Config) (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	defer s.Close()
-	if err := s.WaitConnected(ctx); err != nil {
+	timeout := cfg.ConnectTimeout
+	if timeout == 0 {
+		timeout = 15 * time.Second
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := s.WaitConnected(wctx); err != nil {
 		snap := s.Snapshot()
 		snap.Complete = false
 		return snap, nil

@@ -139,9 +139,7 @@ func TestOnceWithoutServerIsIncomplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	snap, err := Once(ctx, Config{Options: Options{Servers: "127.0.0.1:" + itoa(port)}})
+	snap, err := Once(context.Background(), Config{Options: Options{Servers: "127.0.0.1:" + itoa(port)}, ConnectTimeout: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

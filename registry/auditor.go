@@ -1,0 +1,105 @@
+package registry
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/dubboreach/dubboreach/registry/zk"
+	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/render"
+)
+
+// Auditor runs the pipeline continuously: scanner watches -> judge -> holder, metrics, Events.
+type Auditor struct {
+	Scan   zk.Config
+	Routes *routes.Store
+	Pods   *PodIndex
+	Holder *Holder
+	// Metrics and Events are optional.
+	Metrics *Metrics
+	Events  *Events
+	Format  render.Format
+	// Debounce coalesces bursts of watch events into one judging pass (default 20ms): a
+	// deployment rolling 50 pods costs a few passes, not 100, and a single change is still
+	// reported well under a second after ZooKeeper announced it.
+	Debounce time.Duration
+	Log      logr.Logger
+}
+
+// Run scans, follows watches and rejudges until ctx ends.
+func (a *Auditor) Run(ctx context.Context) error {
+	cfg := a.Scan
+	cfg.Watch = true
+	if a.Metrics != nil {
+		cfg.Observer = a.Metrics
+	}
+	cfg.Log = a.Log
+	s, err := zk.NewScanner(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { <-done }()
+
+	debounce := a.Debounce
+	if debounce == 0 {
+		debounce = 20 * time.Millisecond
+	}
+	j := &Judge{Format: a.Format}
+	var podsChanged <-chan struct{}
+	if a.Pods != nil {
+		podsChanged = a.Pods.Changed()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.Changed():
+		case <-a.Routes.Changed():
+		case <-podsChanged:
+		}
+		// Let a burst settle, then judge what is there.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(debounce):
+		}
+		a.publish(j, s.Snapshot())
+	}
+}
+
+func (a *Auditor) publish(j *Judge, snap zk.Snapshot) *Result {
+	var pv *PodView
+	if a.Pods != nil {
+		pv = a.Pods.View()
+	}
+	r := j.Judge(snap, a.Routes.Table(), pv)
+	if a.Holder != nil {
+		a.Holder.Set(r)
+	}
+	if a.Metrics != nil {
+		a.Metrics.Observe(r)
+	}
+	if n := a.Events.Observe(r); n > 0 {
+		a.Log.V(1).Info("wrote events", "count", n)
+	}
+	return r
+}
+
+// Once scans the registry once (no watches) and judges it.
+func Once(ctx context.Context, cfg zk.Config, t *routes.Table, pods *PodIndex, format render.Format) (*Result, error) {
+	snap, err := zk.Once(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var pv *PodView
+	if pods != nil {
+		pv = pods.View()
+	}
+	j := &Judge{Format: format}
+	return j.Judge(snap, t, pv), nil
+}

@@ -1,0 +1,232 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/dubboreach/dubboreach/registry/dubbo"
+	"github.com/dubboreach/dubboreach/registry/zk"
+	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/render"
+)
+
+// ReasonHostname is the reason given to a registration whose host is a name, not an address:
+// it is never resolved here, since this machine's resolver is not the fabric's.
+const ReasonHostname routes.Reason = "hostname"
+
+// Judge turns snapshots into Results. It caches parsed registrations between passes, so that a
+// watch event on a registry of 100,000 entries costs lookups, not 100,000 parses. A Judge is
+// used by one goroutine at a time.
+type Judge struct {
+	// Format renders missing routes in explanations (default linux: ip route replace ...).
+	Format render.Format
+	cache  map[string]*parsed
+}
+
+type parsed struct {
+	data []byte // instance data the parse was made from
+	url  *dubbo.URL
+	inst *dubbo.Instance
+	err  error
+}
+
+func (j *Judge) parse(e zk.Entry) *parsed {
+	p := e.Path()
+	if c, ok := j.cache[p]; ok && (e.Kind != zk.KindInstance || bytes.Equal(c.data, e.Data)) {
+		return c
+	}
+	c := &parsed{}
+	if e.Kind == zk.KindInstance {
+		c.data = e.Data
+		in, err := dubbo.ParseInstance(e.Data)
+		c.inst, c.err = &in, err
+	} else {
+		u, err := dubbo.ParseZnodeName(e.Name)
+		c.url, c.err = &u, err
+	}
+	return c
+}
+
+// Judge judges every entry of snap against the route table and the pods.
+func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result {
+	if j.Format == "" {
+		j.Format = render.Linux
+	}
+	next := make(map[string]*parsed, len(snap.Entries))
+	r := &Result{
+		Complete: snap.Complete, Missing: []string{}, Providers: []Finding{}, Consumers: []Finding{}, Unparseable: []Unparseable{},
+		MissingDetail: snap.Missing, Connected: snap.Connected, Scanned: snap.Scanned, LastFullScan: snap.LastFullScan,
+		LastCompleteScan: snap.LastCompleteScan, JudgedAt: time.Now(), PodsKnown: pods != nil && pods.Known,
+	}
+	for _, m := range snap.Missing {
+		r.Missing = append(r.Missing, dubbo.Display(m.Path))
+	}
+	for _, e := range snap.Entries {
+		p := j.parse(e)
+		next[e.Path()] = p
+		if p.err != nil {
+			r.Unparseable = append(r.Unparseable, Unparseable{Znode: dubbo.Display(e.Path()), Error: dubbo.Display(p.err.Error())})
+			continue
+		}
+		var f Finding
+		if p.inst != nil {
+			f = j.instance(e, p.inst, t, pods)
+		} else {
+			f = j.url(e, p.url, t, pods)
+		}
+		if e.Kind == zk.KindConsumer {
+			r.Consumers = append(r.Consumers, f)
+			count(&r.ConsumerSummary, f.Verdict)
+		} else {
+			r.Providers = append(r.Providers, f)
+			count(&r.Summary, f.Verdict)
+		}
+	}
+	r.Summary.Unparseable = len(r.Unparseable)
+	r.Summary.Total += r.Summary.Unparseable
+	j.cache = next
+	return r
+}
+
+func count(s *Summary, v routes.Status) {
+	s.Total++
+	switch v {
+	case routes.Reachable:
+		s.Reachable++
+	case routes.Unreachable:
+		s.Unreachable++
+	default:
+		s.Unknown++
+	}
+}
+
+func (j *Judge) url(e zk.Entry, u *dubbo.URL, t *routes.Table, pods *PodView) Finding {
+	f := Finding{
+		Service: dubbo.Display(u.Interface()), Protocol: dubbo.Display(u.Protocol), Address: dubbo.Display(u.Host),
+		Port: int(u.Port), Application: dubbo.Display(u.Application()), Kind: KindInterface, Znode: dubbo.Display(e.Path()),
+		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(),
+	}
+	if e.Kind == zk.KindConsumer {
+		f.Side = "consumer"
+	}
+	addr, ok := u.Addr()
+	j.judge(&f, addr, ok, u.Host, t, pods, u)
+	return f
+}
+
+func (j *Judge) instance(e zk.Entry, in *dubbo.Instance, t *routes.Table, pods *PodView) Finding {
+	f := Finding{
+		Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
+		Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(e.Path()), Side: "provider",
+	}
+	a, err := netip.ParseAddr(strings.Trim(in.Address, "[]"))
+	j.judge(&f, a.Unmap(), err == nil, in.Address, t, pods, nil)
+	return f
+}
+
+// judge fills verdict, mapping and explanation. u is nil for application-level instances.
+func (j *Judge) judge(f *Finding, addr netip.Addr, isAddr bool, host string, t *routes.Table, pods *PodView, u *dubbo.URL) {
+	var why []string
+	if !isAddr {
+		f.Verdict, f.Reason = routes.Unknown, ReasonHostname
+		why = append(why, fmt.Sprintf("Registered by hostname %q; dubboreach does not resolve names (this machine's resolver is not the fabric's): check that it resolves to an address the network outside the cluster reaches.", dubbo.Display(host)))
+		f.Explanation = strings.Join(why, " ")
+		return
+	}
+	v := t.Check(addr)
+	f.Verdict, f.Reason, f.Node = v.Status, v.Reason, v.Node()
+	f.MissingRoute = v.MissingRoute()
+	shown := dubbo.Display(addr.String())
+
+	switch v.Reason {
+	case routes.ReasonUnpublishedPodRoute:
+		why = append(why, j.missingRoute(v.Route))
+	case routes.ReasonNoNextHop:
+		why = append(why, fmt.Sprintf("Node %s has no address to route its pod prefix %s through (see `dubboreach routes`).", v.Node(), v.Prefix))
+	case routes.ReasonServiceNetwork:
+		why = append(why, fmt.Sprintf("%s is a ClusterIP (service network %s): virtual, reachable only inside the cluster; the application registered the wrong address.", shown, v.Prefix))
+	case routes.ReasonNeverReachable:
+		why = append(why, fmt.Sprintf("%s is in %s, a network the fabric never reaches (such as a docker bridge): the application registered the address of the wrong interface.", shown, v.Prefix))
+	case routes.ReasonLoopback, routes.ReasonLinkLocal, routes.ReasonUnspecified, routes.ReasonMulticast:
+		why = append(why, fmt.Sprintf("%s is a %s address: the application registered the wrong interface; have DUBBO_IP_TO_REGISTRY set (label its namespace %s=enabled).", shown, v.Reason, LabelInject))
+	case routes.ReasonNoMatchingNetwork:
+		why = append(why, fmt.Sprintf("No network of the fabric file covers %s: add it to spec.reachable or spec.unreachable.", shown))
+	}
+
+	m := pods.Lookup(addr, uint16(f.Port))
+	if m.Pod != nil {
+		f.PodNamespace, f.PodName, f.PodUID = m.Pod.Namespace, m.Pod.Name, m.Pod.UID
+		f.Pod = m.Pod.Namespace + "/" + m.Pod.Name
+		if f.Node == "" {
+			f.Node = m.Pod.Spec.NodeName
+		}
+	}
+	switch {
+	case !pods.known():
+	case m.Pod == nil && m.HostNode != "" && f.Port != 0:
+		f.NoListener = true
+		if f.Node == "" {
+			f.Node = m.HostNode
+		}
+		why = append(why, fmt.Sprintf("%s is node %s's address, but no pod there publishes hostPort %d: nothing answers at this address.", shown, m.HostNode, f.Port))
+	case m.Pod == nil && v.Route != nil:
+		f.Stale = true
+		if f.Persistent {
+			why = append(why, fmt.Sprintf("No pod has IP %s: this persistent entry (dynamic=false) outlived its provider; it is stale, delete the znode.", shown))
+		} else {
+			why = append(why, fmt.Sprintf("No pod has IP %s now: the registration is stale (its provider's session has not expired yet).", shown))
+		}
+	case m.Pod != nil && v.Status != routes.Reachable && m.Via == "pod-ip":
+		why = append(why, explainPod(f, m, u)...)
+	}
+	f.Explanation = strings.Join(why, " ")
+}
+
+func (p *PodView) known() bool { return p != nil && p.Known }
+
+// explainPod says why a pod registered an address the fabric cannot reach.
+func explainPod(f *Finding, m Match, u *dubbo.URL) []string {
+	pod, ns := m.Pod, m.Pod.Namespace
+	who := "Pod " + ns + "/" + pod.Name
+	if u != nil && u.DubboGo() {
+		return []string{fmt.Sprintf("Registered by dubbo-go (release=%s), which ignores DUBBO_IP_TO_REGISTRY for interface-level entries: this entry stays on the pod IP even when injected; publish the pod route of node %s, or register the application at application level.", dubbo.Display(u.Param("release")), pod.Spec.NodeName)}
+	}
+	if m.Namespace != nil && m.Namespace.Labels[LabelInject] != "enabled" {
+		return []string{fmt.Sprintf("Namespace %s is not labelled %s=enabled, so the pod registered its pod IP: `kubectl label namespace %s %s=enabled`, then restart the pod.", ns, LabelInject, ns, LabelInject)}
+	}
+	if pod.Labels[LabelInject] == "disabled" {
+		return []string{fmt.Sprintf("%s opts out of injection (label %s=disabled), so it registered its pod IP.", who, LabelInject)}
+	}
+	if inj, ok := pod.Annotations[AnnotationInjected]; ok {
+		return []string{fmt.Sprintf("%s was injected (%s: %s) yet registered its pod IP: the pod-IP mode was chosen, or the application does not read DUBBO_IP_TO_REGISTRY.", who, AnnotationInjected, dubbo.Display(inj))}
+	}
+	if m.Namespace == nil {
+		return []string{fmt.Sprintf("%s has no %s annotation and its namespace is unknown: label the namespace %s=enabled and restart the pod.", who, AnnotationInjected, LabelInject)}
+	}
+	return []string{fmt.Sprintf("%s was created before injection was enabled (no %s annotation): restart it (`kubectl -n %s delete pod %s`, or roll out its owner).", who, AnnotationInjected, ns, pod.Name)}
+}
+
+// missingRoute explains an unpublished pod route and renders it for the network team.
+func (j *Judge) missingRoute(r *routes.Route) string {
+	msg := fmt.Sprintf("The pod route of node %s, %s, is not published on the fabric", r.Node, r.String())
+	var b strings.Builder
+	if r.NextHop.IsValid() && render.Render(&b, j.Format, []render.Entry{{Prefix: r.Prefix, NextHop: r.NextHop, Node: r.Node}}, render.Options{}) == nil {
+		msg += fmt.Sprintf("; for the network team (%s): %s", j.Format, strings.TrimSpace(b.String()))
+	}
+	return msg + fmt.Sprintf(" (all missing routes: `dubboreach routes --missing -o %s`).", j.Format)
+}
+
+// PodOf returns the pod object to attach Events to; nil if unknown.
+func podRef(f *Finding) *corev1.Pod {
+	if f.PodUID == "" || f.PodName == "" {
+		return nil
+	}
+	p := &corev1.Pod{}
+	p.Namespace, p.Name, p.UID = f.PodNamespace, f.PodName, f.PodUID
+	return p
+}

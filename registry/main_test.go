@@ -1,0 +1,26 @@
+package registry_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/dubboreach/dubboreach/registry/internal/javareg"
+)
+
+// classpath runs the Java registrar compiled once for the package's tests.
+var classpath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "javareg")
+	if err != nil {
+		panic(err)
+	}
+	classpath, err = javareg.Compile(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
