@@ -151,8 +151,8 @@ type Scanner struct {
 	version          uint64
 	// epoch counts sessions coming up; a scan is complete for the epoch it started in only.
 	epoch, completeEpoch uint64
-	wake             chan struct{}
-	changed          chan struct{}
+	wake                 chan struct{}
+	changed              chan struct{}
 }
 
 // NewScanner connects (in the background; the client reconnects by itself) and returns a
