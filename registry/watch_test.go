@@ -1,0 +1,158 @@
+package registry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/dubboreach/dubboreach/registry"
+	"github.com/dubboreach/dubboreach/registry/internal/javareg"
+	"github.com/dubboreach/dubboreach/registry/zk"
+	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/test/harness"
+)
+
+type running struct {
+	holder  *registry.Holder
+	metrics *registry.Metrics
+	srv     *httptest.Server
+}
+
+func startAuditor(t *testing.T, servers string) *running {
+	t.Helper()
+	fab, err := routes.LoadFabric(testdata("fabric.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := routes.LoadInventory(testdata("inventory.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := routes.NewStore(fab, nil)
+	store.Replace(inv)
+	pods := registry.NewPodIndex()
+	pods.Replace(inv)
+	r := &running{holder: registry.NewHolder(), metrics: registry.NewMetrics()}
+	a := &registry.Auditor{
+		Scan:   zk.Config{Options: zk.Options{Servers: servers, SessionTimeout: 20 * time.Second}, Resync: time.Hour},
+		Routes: store, Pods: pods, Holder: r.holder, Metrics: r.metrics, Log: logr.Discard(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	r.srv = httptest.NewServer(registry.NewMux(r.holder, r.metrics))
+	t.Cleanup(func() { r.srv.Close(); cancel(); <-done })
+	return r
+}
+
+func (r *running) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(r.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitResult(t *testing.T, h *registry.Holder, what string, timeout time.Duration, cond func(*registry.Result) bool) *registry.Result {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		upd := h.Updated()
+		if r := h.Latest(); r != nil && cond(r) {
+			return r
+		}
+		select {
+		case <-upd:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+	}
+}
+
+func findProvider(r *registry.Result, addr string) *registry.Finding {
+	for i := range r.Providers {
+		if r.Providers[i].Address == addr {
+			return &r.Providers[i]
+		}
+	}
+	return nil
+}
+
+func TestAuditorFollowsRegistryAndServesMetrics(t *testing.T) {
+	z := harness.StartZooKeeper(t)
+	j := javareg.Start(t, classpath, z.Addr)
+	if _, err := j.URL(false, "/dubbo", "providers", "com.shop.OrderService", providerURL("dubbo", "10.244.1.7:20880", "com.shop.OrderService", "")); err != nil {
+		t.Fatal(err)
+	}
+	a := startAuditor(t, z.Addr)
+	waitResult(t, a.holder, "first complete scan", 30*time.Second, func(r *registry.Result) bool { return r.Complete && len(r.Providers) == 1 })
+	if code, _ := a.get(t, "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d after the first scan", code)
+	}
+	if code, _ := a.get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+
+	// A new unreachable registration appears as a finding through the watches.
+	start := time.Now()
+	if _, err := j.URL(false, "/dubbo", "providers", "com.shop.CartService", providerURL("dubbo", "10.244.2.5:20880", "com.shop.CartService", "")); err != nil {
+		t.Fatal(err)
+	}
+	r := waitResult(t, a.holder, "the new registration", 10*time.Second, func(r *registry.Result) bool { return findProvider(r, "10.244.2.5") != nil })
+	t.Logf("new registration judged %s after it was created", time.Since(start))
+	if f := findProvider(r, "10.244.2.5"); f.Verdict != routes.Unreachable || f.Pod != "shop/cart-1" || !f.Flagged() {
+		t.Errorf("new finding %+v", f)
+	}
+	_, body := a.get(t, "/metrics")
+	for _, want := range []string{
+		`dubboreach_registry_providers{reason="published-pod-route",verdict="reachable"} 1`,
+		`dubboreach_registry_providers{reason="unpublished-pod-route",verdict="unreachable"} 1`,
+		`dubboreach_registry_unparseable 0`,
+		`dubboreach_registry_scan_complete 1`,
+		`dubboreach_zookeeper_connected 1`,
+		`dubboreach_registry_scan_duration_seconds_count`,
+		`dubboreach_registry_scan_errors_total{kind="connection"} 0`,
+		`dubboreach_registry_last_complete_scan_timestamp_seconds 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// ZooKeeper goes away: the result turns incomplete (never clean) and the metrics say so.
+	j.Close()
+	z.Stop()
+	r = waitResult(t, a.holder, "incomplete result while ZooKeeper is down", 30*time.Second, func(r *registry.Result) bool { return !r.Complete })
+	if r.Connected || len(r.Missing) == 0 {
+		t.Errorf("while down: connected %v missing %v", r.Connected, r.Missing)
+	}
+	_, body = a.get(t, "/metrics")
+	if !strings.Contains(body, "dubboreach_registry_scan_complete 0") || !strings.Contains(body, "dubboreach_zookeeper_connected 0") {
+		t.Errorf("metrics while down:\n%s", grep(body, "dubboreach_"))
+	}
+	// Back: the auditor reconnects and rescans; the Java client's ephemeral entries went with it.
+	if err := z.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitResult(t, a.holder, "complete again after restart", 90*time.Second, func(r *registry.Result) bool { return r.Complete && r.Connected })
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
