@@ -50,10 +50,17 @@ func (a *Auditor) Run(ctx context.Context) error {
 		debounce = 20 * time.Millisecond
 	}
 	j := &Judge{Format: a.Format}
-	var podsChanged <-chan struct{}
+	var podsChanged, leading <-chan struct{}
 	if a.Pods != nil {
 		podsChanged = a.Pods.Changed()
 	}
+	if a.Events != nil {
+		leading = a.Events.Woken()
+	}
+	// Rejudge now and then even without changes: Events whose repeat period ended are written
+	// again, and the result's age stays visible.
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,6 +68,8 @@ func (a *Auditor) Run(ctx context.Context) error {
 		case <-s.Changed():
 		case <-a.Routes.Changed():
 		case <-podsChanged:
+		case <-leading:
+		case <-tick.C:
 		}
 		// Let a burst settle, then judge what is there.
 		select {

@@ -34,11 +34,25 @@ type Events struct {
 	// Dropped counts Events not written because of the rate limit.
 	Dropped atomic.Int64
 	now     func() time.Time
+	once    sync.Once
+	woken   chan struct{}
+}
+
+// Woken is signalled when this replica becomes the leader: findings judged before it must now
+// get their Events, without waiting for the next change in the registry.
+func (e *Events) Woken() <-chan struct{} {
+	e.once.Do(func() { e.woken = make(chan struct{}, 1) })
+	return e.woken
 }
 
 // Start marks this replica as the leader until ctx ends (manager.Runnable).
 func (e *Events) Start(ctx context.Context) error {
 	e.leading.Store(true)
+	e.Woken()
+	select {
+	case e.woken <- struct{}{}:
+	default:
+	}
 	<-ctx.Done()
 	e.leading.Store(false)
 	return nil
