@@ -1,0 +1,132 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "dubboreach.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name; components append -webhook / -audit, so keep room for them. */}}
+{{- define "dubboreach.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dubboreach.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "dubboreach.labels" -}}
+helm.sh/chart: {{ include "dubboreach.chart" . }}
+app.kubernetes.io/name: {{ include "dubboreach.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: dubboreach
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "webhook"). */}}
+{{- define "dubboreach.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dubboreach.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "dubboreach.componentLabels" -}}
+{{ include "dubboreach.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "dubboreach.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+{{- end }}
+
+{{- define "dubboreach.serviceAccountName" -}}
+{{ include "dubboreach.fullname" .ctx }}-{{ .component }}
+{{- end }}
+
+{{- define "dubboreach.webhookServiceName" -}}
+{{ include "dubboreach.fullname" . }}-webhook
+{{- end }}
+
+{{- define "dubboreach.servingCertName" -}}
+{{ include "dubboreach.fullname" . }}-webhook-serving
+{{- end }}
+
+{{- define "dubboreach.servingSecretName" -}}
+{{- if .Values.certManager.enabled -}}
+{{ include "dubboreach.fullname" . }}-webhook-tls
+{{- else -}}
+{{ .Values.webhook.tls.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "dubboreach.fabricConfigMap" -}}
+{{- default (printf "%s-fabric" (include "dubboreach.fullname" .)) .Values.fabric.existingConfigMap }}
+{{- end }}
+
+{{- define "dubboreach.zookeeperSecret" -}}
+{{- default (printf "%s-zookeeper" (include "dubboreach.fullname" .)) .Values.audit.zookeeper.existingSecret }}
+{{- end }}
+
+{{/* The fix modes as a set: "evict" is in it when eviction is enabled. */}}
+{{- define "dubboreach.fixEvict" -}}
+{{- if and .Values.audit.enabled (has "evict" .Values.audit.fix) }}true{{ end }}
+{{- end }}
+
+{{/* Restricted pod security: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp. */}}
+{{- define "dubboreach.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "dubboreach.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Checks that JSON Schema cannot express with a readable message. */}}
+{{- define "dubboreach.validate" -}}
+{{- if and .Values.webhook.enabled (not .Values.certManager.enabled) }}
+{{- if not .Values.webhook.tls.existingSecret }}
+{{- fail "webhook.tls.existingSecret is required when certManager.enabled=false: name a kubernetes.io/tls Secret with the webhook's serving certificate, or enable cert-manager" }}
+{{- end }}
+{{- if not .Values.webhook.tls.caBundle }}
+{{- fail "webhook.tls.caBundle is required when certManager.enabled=false: the base64 PEM of the CA that signed webhook.tls.existingSecret, or enable cert-manager" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.audit.enabled (not .Values.audit.zookeeper.existingSecret) (not .Values.audit.zookeeper.servers) }}
+{{- fail "audit.zookeeper.servers is required (e.g. zk-0.zk:2181,zk-1.zk:2181), or set audit.zookeeper.existingSecret" }}
+{{- end }}
+{{- if and (has "none" .Values.audit.fix) (gt (len .Values.audit.fix) 1) }}
+{{- fail (printf "audit.fix: \"none\" cannot be combined with other modes, got %v" .Values.audit.fix) }}
+{{- end }}
+{{- if and (has "disable" .Values.audit.fix) (has "undo-disable" .Values.audit.fix) }}
+{{- fail "audit.fix: \"disable\" and \"undo-disable\" contradict each other; pick one" }}
+{{- end }}
+{{- if and .Values.webhook.podDisruptionBudget.enabled (ge (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) (gt (int .Values.webhook.replicas) 0) }}
+{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%d) must be less than webhook.replicas (%d), or no webhook pod can ever be evicted to drain a node" (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) }}
+{{- end }}
+{{- end }}
