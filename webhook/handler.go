@@ -74,6 +74,10 @@ type Handler struct {
 	Namespaces NamespaceGetter
 	Metrics    *Metrics // may be nil
 	Log        logr.Logger
+	// Ready, when set, must return nil before pods are admitted: until the route table has
+	// seen every node, auto mode would decide from a partial table. Not ready answers HTTP 503,
+	// so the API server applies the failure policy.
+	Ready func() error
 }
 
 var reviewTypeMeta = metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"}
@@ -89,6 +93,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Log.Info("refusing malformed admission request", "status", status, "error", err.Error())
 		http.Error(w, err.Error(), status)
 		return
+	}
+	if h.Ready != nil {
+		if err := h.Ready(); err != nil {
+			h.Log.Info("not ready to admit pods", "error", err.Error())
+			http.Error(w, "dubboreach webhook is not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	resp, res, err := h.Admit(r.Context(), req)
 	if err != nil {

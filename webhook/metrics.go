@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,10 +34,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.injections, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	var err error
+	if m.injections, err = register(reg, m.injections); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
 	}
 	// Create the series an alert looks at, so they read 0 instead of being absent.
 	for _, l := range [][2]string{
@@ -46,6 +50,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.injections.WithLabelValues(l[0], l[1])
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered under its name: a
+// process that builds the webhook twice (tests) shares one set of series.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("registering webhook metrics: %w", err)
+	}
+	return c, nil
 }
 
 func (m *Metrics) observe(mode Mode, out Outcome, seconds float64) {
