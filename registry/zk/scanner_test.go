@@ -18,6 +18,8 @@ import (
 
 var classpath string
 
+var zkEventHasSession = zk.Event{Type: zk.EventSession, State: zk.StateHasSession}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "javareg")
 	if err != nil {
@@ -29,6 +31,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	stopBenchServer()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
