@@ -21,6 +21,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	if benchZK != nil {
+		benchZK.Stop()
+		os.RemoveAll(benchDir)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
