@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mode, out = res.Mode, res.Outcome
-	body, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: reviewTypeMeta, Response: resp})
+	body, err := fastJSON.Marshal(admissionv1.AdmissionReview{TypeMeta: reviewTypeMeta, Response: resp})
 	if err != nil {
 		mode, out = ModeNone, OutcomeError
 		http.Error(w, "encoding the AdmissionReview answer: "+err.Error(), http.StatusInternalServerError)
@@ -149,7 +148,7 @@ func ParseReview(body []byte) (*admissionv1.AdmissionRequest, error) {
 		return nil, errors.New("empty request body: want an admission.k8s.io/v1 AdmissionReview")
 	}
 	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	if err := fastJSON.Unmarshal(body, &review); err != nil {
 		return nil, fmt.Errorf("request body is not an AdmissionReview: %w", err)
 	}
 	if review.APIVersion != reviewTypeMeta.APIVersion || review.Kind != reviewTypeMeta.Kind {
@@ -191,8 +190,8 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	if raw := bytes.TrimSpace(req.Object.Raw); len(raw) == 0 || raw[0] != '{' {
 		return refuse(http.StatusBadRequest, metav1.StatusReasonBadRequest, "AdmissionReview request.object is not a JSON object: want the Pod being created")
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		return refuse(http.StatusBadRequest, metav1.StatusReasonBadRequest, fmt.Sprintf("AdmissionReview request.object is not a v1 Pod: %v", err))
 	}
 	// The request's namespace is authoritative: a pod object often leaves it empty on create.
@@ -209,7 +208,7 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 			return nil, Result{}, err
 		}
 	}
-	res, err := h.Injector.Mutate(&pod, ns)
+	res, err := h.Injector.Mutate(pod, ns)
 	if err != nil {
 		var d *Denial
 		if errors.As(err, &d) {
@@ -218,7 +217,7 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return nil, res, err
 	}
 	if len(res.Patch) > 0 {
-		p, err := json.Marshal(res.Patch)
+		p, err := fastJSON.Marshal(res.Patch)
 		if err != nil {
 			return nil, res, fmt.Errorf("encoding the patch: %w", err)
 		}
@@ -229,7 +228,7 @@ func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		resp.Warnings = append(resp.Warnings, "dubboreach: "+w)
 	}
 	if log := h.Log.V(1); log.Enabled() {
-		log.Info("admitted pod", "namespace", pod.Namespace, "name", podName(&pod), "uid", req.UID,
+		log.Info("admitted pod", "namespace", pod.Namespace, "name", podName(pod), "uid", req.UID,
 			"result", res.Outcome, "mode", res.Mode, "reason", res.Reason, "dryRun", req.DryRun != nil && *req.DryRun)
 	}
 	return resp, res, nil
