@@ -19,36 +19,64 @@ import (
 // it is never resolved here, since this machine's resolver is not the fabric's.
 const ReasonHostname routes.Reason = "hostname"
 
-// Judge turns snapshots into Results. It caches parsed registrations between passes, so that a
-// watch event on a registry of 100,000 entries costs lookups, not 100,000 parses. A Judge is
-// used by one goroutine at a time.
+// Judge turns snapshots into Results. It caches, per znode, the parsed registration and its
+// last finding: a watch event on a registry of 100,000 entries then costs the new entries'
+// parses and verdicts, not 100,000 of them; a change of routes or pods costs verdicts and
+// lookups, never parses. A Judge is used by one goroutine at a time.
 type Judge struct {
 	// Format renders missing routes in explanations (default linux: ip route replace ...).
 	Format render.Format
-	cache  map[string]*parsed
+	cache  map[string]*cached
 }
 
-type parsed struct {
+// cached is what one znode parsed to (display-ready, without the URL's parameter map, to keep
+// 100,000 of them small) and the finding last judged from it.
+type cached struct {
 	data []byte // instance data the parse was made from
-	url  *dubbo.URL
-	inst *dubbo.Instance
-	err  error
+	err  string // unparseable: why
+	base Finding
+	// isAddr says host is an IP address (addr); otherwise it is a name, never resolved.
+	isAddr  bool
+	addr    netip.Addr
+	host    string
+	release string
+	// finding judged against table and pods.
+	finding *Finding
+	table   *routes.Table
+	pods    *PodView
 }
 
-func (j *Judge) parse(e zk.Entry) *parsed {
-	p := e.Path()
-	if c, ok := j.cache[p]; ok && (e.Kind != zk.KindInstance || bytes.Equal(c.data, e.Data)) {
+func (j *Judge) parse(e zk.Entry, path string) *cached {
+	if c, ok := j.cache[path]; ok && (e.Kind != zk.KindInstance || bytes.Equal(c.data, e.Data)) {
 		return c
 	}
-	c := &parsed{}
+	c := &cached{}
 	if e.Kind == zk.KindInstance {
 		c.data = e.Data
 		in, err := dubbo.ParseInstance(e.Data)
-		c.inst, c.err = &in, err
-	} else {
-		u, err := dubbo.ParseZnodeName(e.Name)
-		c.url, c.err = &u, err
+		if err != nil {
+			c.err = dubbo.Display(err.Error())
+			return c
+		}
+		c.base = Finding{Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
+			Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(path), Side: "provider"}
+		a, err := netip.ParseAddr(strings.Trim(in.Address, "[]"))
+		c.isAddr, c.addr, c.host = err == nil, a.Unmap(), in.Address
+		return c
 	}
+	u, err := dubbo.ParseZnodeName(e.Name)
+	if err != nil {
+		c.err = dubbo.Display(err.Error())
+		return c
+	}
+	c.base = Finding{Service: dubbo.Display(u.Interface()), Protocol: dubbo.Display(u.Protocol), Address: dubbo.Display(u.Host),
+		Port: int(u.Port), Application: dubbo.Display(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path),
+		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo()}
+	if e.Kind == zk.KindConsumer {
+		c.base.Side = "consumer"
+	}
+	c.addr, c.isAddr = u.Addr()
+	c.host, c.release = u.Host, u.Param("release")
 	return c
 }
 
@@ -57,9 +85,9 @@ func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result 
 	if j.Format == "" {
 		j.Format = render.Linux
 	}
-	next := make(map[string]*parsed, len(snap.Entries))
+	next := make(map[string]*cached, len(snap.Entries))
 	r := &Result{
-		Complete: snap.Complete, Missing: []string{}, Providers: []Finding{}, Consumers: []Finding{}, Unparseable: []Unparseable{},
+		Complete: snap.Complete, Missing: []string{}, Providers: make([]Finding, 0, len(snap.Entries)), Consumers: []Finding{}, Unparseable: []Unparseable{},
 		MissingDetail: snap.Missing, Connected: snap.Connected, Scanned: snap.Scanned, LastFullScan: snap.LastFullScan,
 		LastCompleteScan: snap.LastCompleteScan, JudgedAt: time.Now(), PodsKnown: pods != nil && pods.Known,
 	}
@@ -67,24 +95,24 @@ func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result 
 		r.Missing = append(r.Missing, dubbo.Display(m.Path))
 	}
 	for _, e := range snap.Entries {
-		p := j.parse(e)
-		next[e.Path()] = p
-		if p.err != nil {
-			r.Unparseable = append(r.Unparseable, Unparseable{Znode: dubbo.Display(e.Path()), Error: dubbo.Display(p.err.Error())})
+		path := e.Path()
+		c := j.parse(e, path)
+		next[path] = c
+		if c.err != "" {
+			r.Unparseable = append(r.Unparseable, Unparseable{Znode: dubbo.Display(path), Error: c.err})
 			continue
 		}
-		var f Finding
-		if p.inst != nil {
-			f = j.instance(e, p.inst, t, pods)
-		} else {
-			f = j.url(e, p.url, t, pods)
+		if c.finding == nil || c.table != t || c.pods != pods {
+			f := c.base
+			j.judge(&f, c.addr, c.isAddr, c.host, t, pods, c.release)
+			c.finding, c.table, c.pods = &f, t, pods
 		}
 		if e.Kind == zk.KindConsumer {
-			r.Consumers = append(r.Consumers, f)
-			count(&r.ConsumerSummary, f.Verdict)
+			r.Consumers = append(r.Consumers, *c.finding)
+			count(&r.ConsumerSummary, c.finding.Verdict)
 		} else {
-			r.Providers = append(r.Providers, f)
-			count(&r.Summary, f.Verdict)
+			r.Providers = append(r.Providers, *c.finding)
+			count(&r.Summary, c.finding.Verdict)
 		}
 	}
 	r.Summary.Unparseable = len(r.Unparseable)
@@ -105,32 +133,8 @@ func count(s *Summary, v routes.Status) {
 	}
 }
 
-func (j *Judge) url(e zk.Entry, u *dubbo.URL, t *routes.Table, pods *PodView) Finding {
-	f := Finding{
-		Service: dubbo.Display(u.Interface()), Protocol: dubbo.Display(u.Protocol), Address: dubbo.Display(u.Host),
-		Port: int(u.Port), Application: dubbo.Display(u.Application()), Kind: KindInterface, Znode: dubbo.Display(e.Path()),
-		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(),
-	}
-	if e.Kind == zk.KindConsumer {
-		f.Side = "consumer"
-	}
-	addr, ok := u.Addr()
-	j.judge(&f, addr, ok, u.Host, t, pods, u)
-	return f
-}
-
-func (j *Judge) instance(e zk.Entry, in *dubbo.Instance, t *routes.Table, pods *PodView) Finding {
-	f := Finding{
-		Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
-		Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(e.Path()), Side: "provider",
-	}
-	a, err := netip.ParseAddr(strings.Trim(in.Address, "[]"))
-	j.judge(&f, a.Unmap(), err == nil, in.Address, t, pods, nil)
-	return f
-}
-
 // judge fills verdict, mapping and explanation. u is nil for application-level instances.
-func (j *Judge) judge(f *Finding, addr netip.Addr, isAddr bool, host string, t *routes.Table, pods *PodView, u *dubbo.URL) {
+func (j *Judge) judge(f *Finding, addr netip.Addr, isAddr bool, host string, t *routes.Table, pods *PodView, release string) {
 	var why []string
 	if !isAddr {
 		f.Verdict, f.Reason = routes.Unknown, ReasonHostname
@@ -182,7 +186,7 @@ func (j *Judge) judge(f *Finding, addr netip.Addr, isAddr bool, host string, t *
 			why = append(why, fmt.Sprintf("No pod has IP %s now: the registration is stale (its provider's session has not expired yet).", shown))
 		}
 	case m.Pod != nil && v.Status != routes.Reachable && m.Via == "pod-ip":
-		why = append(why, explainPod(f, m, u)...)
+		why = append(why, explainPod(f, m, release)...)
 	}
 	f.Explanation = strings.Join(why, " ")
 }
@@ -190,11 +194,11 @@ func (j *Judge) judge(f *Finding, addr netip.Addr, isAddr bool, host string, t *
 func (p *PodView) known() bool { return p != nil && p.Known }
 
 // explainPod says why a pod registered an address the fabric cannot reach.
-func explainPod(f *Finding, m Match, u *dubbo.URL) []string {
+func explainPod(f *Finding, m Match, release string) []string {
 	pod, ns := m.Pod, m.Pod.Namespace
 	who := "Pod " + ns + "/" + pod.Name
-	if u != nil && u.DubboGo() {
-		return []string{fmt.Sprintf("Registered by dubbo-go (release=%s), which ignores DUBBO_IP_TO_REGISTRY for interface-level entries: this entry stays on the pod IP even when injected; publish the pod route of node %s, or register the application at application level.", dubbo.Display(u.Param("release")), pod.Spec.NodeName)}
+	if f.DubboGo {
+		return []string{fmt.Sprintf("Registered by dubbo-go (release=%s), which ignores DUBBO_IP_TO_REGISTRY for interface-level entries: this entry stays on the pod IP even when injected; publish the pod route of node %s, or register the application at application level.", dubbo.Display(release), pod.Spec.NodeName)}
 	}
 	if m.Namespace != nil && m.Namespace.Labels[LabelInject] != "enabled" {
 		return []string{fmt.Sprintf("Namespace %s is not labelled %s=enabled, so the pod registered its pod IP: `kubectl label namespace %s %s=enabled`, then restart the pod.", ns, LabelInject, ns, LabelInject)}

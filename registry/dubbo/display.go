@@ -14,6 +14,9 @@ const MaxDisplay = 512
 // Registry content is written by anyone who can reach ZooKeeper; a znode name must not be able
 // to forge table rows, terminal escapes or log lines.
 func Display(s string) string {
+	if len(s) <= MaxDisplay && plain(s) {
+		return s // the common case, without an allocation
+	}
 	q := strconv.QuoteToGraphic(s)
 	q = q[1 : len(q)-1]
 	if len(q) <= MaxDisplay {
@@ -28,4 +31,14 @@ func Display(s string) string {
 		cut--
 	}
 	return q[:cut] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// plain is true for printable ASCII without quotes or backslashes: shown as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
