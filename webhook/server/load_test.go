@@ -59,6 +59,12 @@ const noopPath = "/noop"
 // loadServer starts Run from an inventory (no cluster) on 127.0.0.1 with a fresh self-signed
 // certificate, and returns its address and a client trusting it.
 func loadServer(tb testing.TB) (string, *x509.CertPool) {
+	addr, pool, _ := startStatic(tb)
+	return addr, pool
+}
+
+// startStatic is loadServer that also returns the certificate directory.
+func startStatic(tb testing.TB) (string, *x509.CertPool, string) {
 	tb.Helper()
 	dir := tb.TempDir()
 	pool := writeCert(tb, dir)
@@ -93,7 +99,7 @@ func loadServer(tb testing.TB) (string, *x509.CertPool) {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 		if err == nil {
 			c.Close()
-			return addr, pool
+			return addr, pool, dir
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("webhook server on %s did not come up: %v", addr, err)
@@ -114,12 +120,20 @@ func freePort(tb testing.TB) int {
 
 func writeCert(tb testing.TB, dir string) *x509.CertPool {
 	tb.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(writeCertSerial(tb, dir, 1))
+	return pool
+}
+
+// writeCertSerial writes a self-signed certificate for 127.0.0.1 with the given serial number.
+func writeCertSerial(tb testing.TB, dir string, serial int64) *x509.Certificate {
+	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dubboreach-webhook"},
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "dubboreach-webhook"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
@@ -138,10 +152,11 @@ func writeCert(tb testing.TB, dir string) *x509.CertPool {
 	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert
 }
 
 // typicalReview is an AdmissionReview for a 3-container provider pod (app with a Dubbo port,
@@ -297,5 +312,33 @@ func TestLoadServerAnswers(t *testing.T) {
 		if len(lat) != 200 {
 			t.Fatalf("%s: %d answers", path, len(lat))
 		}
+	}
+}
+
+// TestCertificateRotation: a renewed certificate in --cert-dir is served without a restart.
+func TestCertificateRotation(t *testing.T) {
+	addr, pool, dir := startStatic(t)
+	serial := func() (int64, error) {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	s, err := serial()
+	if err != nil || s != 1 {
+		t.Fatalf("serial %d, %v: want the first certificate", s, err)
+	}
+	pool.AddCert(writeCertSerial(t, dir, 2))
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if s, err = serial(); err == nil && s == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving serial %d (%v) 90s after the certificate was renewed", s, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
