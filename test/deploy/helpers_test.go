@@ -454,3 +454,8 @@ func theWebhookConfig(t testing.TB, objs []runtime.Object) *admissionregistratio
 	}
 	return m[0]
 }
+
+func readFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	return string(data), err
+}
