@@ -39,6 +39,7 @@ metrics:
   prometheusRule:
     enabled: true
     labels: {release: kube-prometheus-stack}
+    additionalRuleLabels: {team: platform, severity: ignored}
     alerts:
       webhookDown: {enabled: false}
       unreachableProviders: {enabled: true, for: 5m, severity: warning}
@@ -357,6 +358,9 @@ func checkMonitoring(t *testing.T, objs []runtime.Object) {
 	for _, g := range rules[0].Spec.Groups {
 		for _, r := range g.Rules {
 			alerts = append(alerts, r.Alert)
+			if r.Labels["team"] != "platform" || r.Labels["severity"] == "ignored" {
+				t.Errorf("%s: additionalRuleLabels not added under the shipped labels: %v", r.Alert, r.Labels)
+			}
 			if r.Alert == "DubboreachUnreachableProviders" {
 				if r.For == nil || *r.For != "5m" || r.Labels["severity"] != "warning" {
 					t.Errorf("for/severity overrides not applied: for %v labels %v", r.For, r.Labels)
@@ -792,6 +796,7 @@ func TestChartAlertSwitches(t *testing.T) {
 		for _, r := range g.Rules {
 			key := strings.TrimPrefix(r.Alert, "Dubboreach")
 			key = strings.ToLower(key[:1]) + key[1:]
+			key = strings.Replace(key, "zooKeeper", "zookeeper", 1) // docs/alerts.md's spelling
 			t.Run(key, func(t *testing.T) {
 				objs := typed(t, render(t, fmt.Sprintf("metrics: {prometheusRule: {enabled: true, alerts: {%s: {enabled: false}}}}", key)))
 				for _, pr := range only[*monitoringv1.PrometheusRule](objs) {
