@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dubboreach/dubboreach/webhook/server"
 )
 
 // variants are the values the chart is rendered, linted and dry-run applied with.
@@ -621,7 +623,8 @@ func TestChartRBAC(t *testing.T) {
 		"cluster /nodes get,list,watch,patch",
 		"cluster /namespaces get,list,watch",
 		"cluster crd.projectcalico.org/ipamblocks get,list,watch",
-		"namespace coordination.k8s.io/leases get,create,update",
+		"namespace coordination.k8s.io/leases create",
+		"namespace coordination.k8s.io/leases@" + server.LeaderElectionID + " get,update",
 		"namespace /events create,patch",
 		"namespace events.k8s.io/events create,patch",
 	}
@@ -632,7 +635,9 @@ func TestChartRBAC(t *testing.T) {
 		"cluster crd.projectcalico.org/ipamblocks get,list,watch",
 		"cluster /events create,patch",
 		"cluster events.k8s.io/events create,patch",
-		"namespace coordination.k8s.io/leases get,create,update",
+		"namespace coordination.k8s.io/leases create",
+		// internal/cli/audit.go's LeaderElectionID (not exported).
+		"namespace coordination.k8s.io/leases@dubboreach-audit get,update",
 	}
 	without := func(lines []string, drop string) []string {
 		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(l, drop) })

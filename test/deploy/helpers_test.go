@@ -342,7 +342,7 @@ func dryRunCreate(t *testing.T, c client.Client, namespace string, objs []*unstr
 
 // permissions is the set of grants of one ServiceAccount, one string per (scope, API group,
 // resource, verb): "cluster /nodes patch", "namespace coordination.k8s.io/leases get".
-// resourceNames are not narrowed here: a grant counts as if it covered every name.
+// A rule narrowed by resourceNames gives "group/resource@name1,name2".
 func permissions(t testing.TB, objs []runtime.Object, saNamespace, saName string) map[string]bool {
 	t.Helper()
 	clusterRoles := map[string]*rbacv1.ClusterRole{}
@@ -367,10 +367,14 @@ func permissions(t testing.TB, objs []runtime.Object, saNamespace, saName string
 			if len(r.NonResourceURLs) > 0 {
 				t.Errorf("non-resource URLs granted to %s/%s: %v", saNamespace, saName, r.NonResourceURLs)
 			}
+			names := ""
+			if len(r.ResourceNames) > 0 {
+				names = "@" + strings.Join(r.ResourceNames, ",")
+			}
 			for _, g := range r.APIGroups {
 				for _, res := range r.Resources {
 					for _, v := range r.Verbs {
-						perms[fmt.Sprintf("%s %s/%s %s", scope, g, res, v)] = true
+						perms[fmt.Sprintf("%s %s/%s%s %s", scope, g, res, names, v)] = true
 					}
 				}
 			}
