@@ -113,7 +113,7 @@ func ParseInventory(name string, r io.Reader) (*Inventory, error) {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("%s: document %d: %v (want Kubernetes objects as YAML or JSON, e.g. from kubectl get nodes -o yaml)", name, doc, err)
+			return nil, fmt.Errorf("%s: document %d: %w (want Kubernetes objects as YAML or JSON, e.g. from kubectl get nodes -o yaml)", name, doc, err)
 		}
 		raw = bytes.TrimSpace(raw)
 		if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -130,7 +130,7 @@ func ParseInventory(name string, r io.Reader) (*Inventory, error) {
 func (inv *Inventory) add(raw json.RawMessage, where string) error {
 	var tm typeMeta
 	if err := json.Unmarshal(raw, &tm); err != nil {
-		return fmt.Errorf("%s: %v (want a Kubernetes object with apiVersion and kind)", where, err)
+		return fmt.Errorf("%s: %w (want a Kubernetes object with apiVersion and kind)", where, err)
 	}
 	if tm.Kind == "" {
 		return fmt.Errorf("%s: object has no kind (want a Kubernetes object such as a v1 List or Node)", where)
@@ -153,25 +153,25 @@ func (inv *Inventory) add(raw json.RawMessage, where string) error {
 	case group == "" && tm.Kind == "Node":
 		var n corev1.Node
 		if err := json.Unmarshal(raw, &n); err != nil {
-			return fmt.Errorf("%s: Node %q: %v", where, tm.Metadata.Name, err)
+			return fmt.Errorf("%s: Node %q: %w", where, tm.Metadata.Name, err)
 		}
 		inv.Nodes = append(inv.Nodes, NodeFromObject(&n))
 	case group == "" && tm.Kind == "Pod":
 		var p corev1.Pod
 		if err := json.Unmarshal(raw, &p); err != nil {
-			return fmt.Errorf("%s: Pod %q: %v", where, tm.Metadata.Name, err)
+			return fmt.Errorf("%s: Pod %q: %w", where, tm.Metadata.Name, err)
 		}
 		inv.Pods = append(inv.Pods, p)
 	case group == "" && tm.Kind == "Namespace":
 		var ns corev1.Namespace
 		if err := json.Unmarshal(raw, &ns); err != nil {
-			return fmt.Errorf("%s: Namespace %q: %v", where, tm.Metadata.Name, err)
+			return fmt.Errorf("%s: Namespace %q: %w", where, tm.Metadata.Name, err)
 		}
 		inv.Namespaces = append(inv.Namespaces, ns)
 	case (group == CalicoGroup || group == "projectcalico.org") && tm.Kind == IPAMBlockKind:
 		b, err := BlockFromJSON(raw)
 		if err != nil {
-			return fmt.Errorf("%s: IPAMBlock %q: %v", where, tm.Metadata.Name, err)
+			return fmt.Errorf("%s: IPAMBlock %q: %w", where, tm.Metadata.Name, err)
 		}
 		inv.Blocks = append(inv.Blocks, b)
 	default:

@@ -130,14 +130,14 @@ func ParseAddress(s string) (addr netip.Addr, port uint16, err error) {
 				return netip.Addr{}, 0, fmt.Errorf("%q: unexpected %q after ]: want [IPv6]:port", in, rest)
 			}
 			if port, err = parsePort(rest[1:]); err != nil {
-				return netip.Addr{}, 0, fmt.Errorf("%q: %v", in, err)
+				return netip.Addr{}, 0, fmt.Errorf("%q: %w", in, err)
 			}
 		}
 	} else if strings.Count(s, ":") == 1 {
 		i := strings.IndexByte(s, ':')
 		host = s[:i]
 		if port, err = parsePort(s[i+1:]); err != nil {
-			return netip.Addr{}, 0, fmt.Errorf("%q: %v", in, err)
+			return netip.Addr{}, 0, fmt.Errorf("%q: %w", in, err)
 		}
 	}
 	addr, perr := netip.ParseAddr(host)

@@ -72,7 +72,7 @@ func FreePort() (int, error) {
 
 func requireFile(path, fix string) error {
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("harness: %s is missing (%v): %s", path, err, fix)
+		return fmt.Errorf("harness: %s is missing (%w): %s", path, err, fix)
 	}
 	return nil
 }
