@@ -240,6 +240,7 @@ func TestAuditOnceJSON(t *testing.T) {
 
 	// The table says the same, with the explanations.
 	code, out, _ = runCLI(t, "audit", "--once", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	t.Logf("audit --once (table):\n%s", out)
 	if code != 1 || !strings.Contains(out, ": complete") || !strings.Contains(out, "shop/cart-1") || !strings.Contains(out, "What to do") || !strings.Contains(out, "Unparseable (2)") {
 		t.Errorf("table (exit %d):\n%s", code, out)
 	}

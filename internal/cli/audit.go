@@ -227,8 +227,8 @@ func writeAuditTable(w io.Writer, servers string, r *registry.Result) error {
 	}
 	fmt.Fprintf(w, "ZooKeeper %s: %s\n", zkDisplay(servers), state)
 	s := r.Summary
-	fmt.Fprintf(w, "Providers: %d (reachable %d, unreachable %d, unknown %d, unparseable %d); consumers: %d\n\n",
-		s.Total, s.Reachable, s.Unreachable, s.Unknown, s.Unparseable, len(r.Consumers))
+	fmt.Fprintf(w, "Providers: %d (reachable %d, unreachable %d, unknown %d); unparseable entries: %d; consumers: %d\n\n",
+		s.Total-s.Unparseable, s.Reachable, s.Unreachable, s.Unknown, s.Unparseable, len(r.Consumers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SIDE\tKIND\tSERVICE\tADDRESS\tVERDICT\tREASON\tNODE\tPOD")
 	var explained []registry.Finding

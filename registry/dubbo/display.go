@@ -18,7 +18,8 @@ func Display(s string) string {
 		return s // the common case, without an allocation
 	}
 	q := strconv.QuoteToGraphic(s)
-	q = q[1 : len(q)-1]
+	// Quotes need no escape for display (JSON escapes them again); backslashes and the rest do.
+	q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
 	if len(q) <= MaxDisplay {
 		return q
 	}
@@ -33,10 +34,10 @@ func Display(s string) string {
 	return q[:cut] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
-// plain is true for printable ASCII without quotes or backslashes: shown as it is.
+// plain is true for printable ASCII without backslashes: shown as it is.
 func plain(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
 			return false
 		}
 	}
