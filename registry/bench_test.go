@@ -194,4 +194,3 @@ func BenchmarkMemory(b *testing.B) {
 		s.Close()
 	}
 }
-
