@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/dubboreach/dubboreach/registry/internal/javareg"
+	"github.com/dubboreach/dubboreach/registry/internal/zkseed"
 	"github.com/dubboreach/dubboreach/test/harness"
 )
 
@@ -362,4 +363,42 @@ func TestSessionExpiryReestablishesWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "change followed on the new session", 10*time.Second, func() bool { return len(s.Snapshot().Entries) == 7 })
+}
+
+func TestServerStoppedDuringScan(t *testing.T) {
+	z := harness.StartZooKeeper(t)
+	c := goClient(t, z.Addr)
+	if err := zkseed.Seed(c, "/dubbo", 3000, 3); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewScanner(Config{Options: Options{Servers: z.Addr, Log: logr.Discard()}, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.WaitConnected(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.event(zkEventHasSession)
+	done := make(chan struct{})
+	go func() { s.FullScan(context.Background()); close(done) }()
+	time.Sleep(150 * time.Millisecond)
+	z.Stop()
+	<-done
+	snap := s.Snapshot()
+	if snap.Complete {
+		t.Fatal("a scan cut by the server's death reported complete")
+	}
+	if len(snap.Entries) >= 9000 {
+		t.Fatalf("the scan read everything (%d entries) before the server stopped; the test did not cut it", len(snap.Entries))
+	}
+	conn := 0
+	for _, m := range snap.Missing {
+		if m.Kind == "connection" {
+			conn++
+		}
+	}
+	if conn == 0 {
+		t.Fatalf("no path reported missing for the lost connection: %+v", snap.Missing)
+	}
 }
