@@ -102,7 +102,7 @@ type Change struct {
 	Op   string `json:"op"`
 	// Path is the znode; Version the version the write is conditional on (-1: it must not exist).
 	Path    string `json:"path,omitempty"`
-	Version int32  `json:"version,omitempty"`
+	Version int32  `json:"version"`
 	// Parents are missing parent znodes created (empty, persistent) before Path.
 	Parents []string `json:"parents,omitempty"`
 	// Before and After are the node's data before and after (nil when absent). JSON carries
