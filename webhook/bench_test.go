@@ -87,6 +87,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 			r.Header.Set("Content-Type", "application/json")
 			for b.Loop() {
 				r.Body = readCloser{bytes.NewReader(body)}
+				r.ContentLength = int64(len(body))
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {
