@@ -359,12 +359,10 @@ func parseMode(v string) (Mode, error) {
 // registers in ZooKeeper, so neither is touched.
 func selectContainers(pod *corev1.Pod) ([]target, error) {
 	var all []target
-	var sidecars []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			all = append(all, target{c: c, path: "/spec/initContainers/" + strconv.Itoa(i)})
-			sidecars = append(sidecars, c.Name)
 		}
 	}
 	for i := range pod.Spec.Containers {

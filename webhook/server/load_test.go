@@ -98,7 +98,7 @@ func startStatic(tb testing.TB) (string, *x509.CertPool, string) {
 	for {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			return addr, pool, dir
 		}
 		if time.Now().After(deadline) {
@@ -323,7 +323,7 @@ func TestCertificateRotation(t *testing.T) {
 		if err != nil {
 			return 0, err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
 	}
 	s, err := serial()
