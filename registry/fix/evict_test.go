@@ -1,6 +1,7 @@
 package fix
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func TestEvict(t *testing.T) {
 	if err != nil || len(plan.Changes) != 0 {
 		t.Fatalf("plan for young pods: %v %+v", err, plan.Changes)
 	}
-	if _, err := ev.Plan(ctx, false, targets, now); err != ErrIncompleteScan {
+	if _, err := ev.Plan(ctx, false, targets, now); !errors.Is(err, ErrIncompleteScan) {
 		t.Fatalf("incomplete scan: %v", err)
 	}
 

@@ -95,13 +95,13 @@ func validPart(s string, allowEmpty bool, seps string) error {
 // Validate says whether the service can be named in a rule key.
 func (s Service) Validate() error {
 	if err := validPart(s.Interface, false, "/:"); err != nil {
-		return fmt.Errorf("interface %q %v", s.Interface, err)
+		return fmt.Errorf("interface %q %w", s.Interface, err)
 	}
 	if err := validPart(s.Version, true, "/:"); err != nil {
-		return fmt.Errorf("version %q %v", s.Version, err)
+		return fmt.Errorf("version %q %w", s.Version, err)
 	}
 	if err := validPart(s.Group, true, "/:"); err != nil {
-		return fmt.Errorf("group %q %v", s.Group, err)
+		return fmt.Errorf("group %q %w", s.Group, err)
 	}
 	return nil
 }
