@@ -17,14 +17,14 @@ func TestMain(m *testing.M) {
 	}
 	classpath, err = javareg.Compile(dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		panic(err)
 	}
 	code := m.Run()
 	if benchZK != nil {
 		benchZK.Stop()
-		os.RemoveAll(benchDir)
+		_ = os.RemoveAll(benchDir)
 	}
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the auditor's Prometheus metrics; the names are a DESIGN.md contract (the shipped
@@ -42,7 +43,7 @@ func NewMetrics() *Metrics {
 			Help: "1 while a ZooKeeper session is up, else 0."}),
 	}
 	m.Registry.MustRegister(m.providers, m.consumers, m.unparseable, m.complete, m.lastComplete, m.duration, m.errors, m.connected,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, k := range []string{"connection", "permission", "other"} {
 		m.errors.WithLabelValues(k) // present at 0, so that rate() works from the start
 	}

@@ -60,7 +60,7 @@ func ParseInstance(data []byte) (Instance, error) {
 	}
 	var raw rawInstance
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return in, fmt.Errorf("not a Curator ServiceInstance: %v", err)
+		return in, fmt.Errorf("not a Curator ServiceInstance: %w", err)
 	}
 	if raw.Name == "" {
 		return in, errors.New(`instance has no "name"`)
@@ -81,7 +81,7 @@ func ParseInstance(data []byte) (Instance, error) {
 	if len(raw.Payload) > 0 && !bytes.Equal(raw.Payload, []byte("null")) {
 		var p rawPayload
 		if err := json.Unmarshal(raw.Payload, &p); err != nil {
-			return in, fmt.Errorf(`"payload": %v`, err)
+			return in, fmt.Errorf(`"payload": %w`, err)
 		}
 		in.PayloadClass = p.Class
 		if len(p.Metadata) > 0 {

@@ -36,7 +36,7 @@ func DecodeZnodeName(name string) (string, error) {
 	}
 	s, err := url.QueryUnescape(name)
 	if err != nil {
-		return "", fmt.Errorf("not URL-encoded as Dubbo names znodes (java.net.URLEncoder): %v", err)
+		return "", fmt.Errorf("not URL-encoded as Dubbo names znodes (java.net.URLEncoder): %w", err)
 	}
 	return s, nil
 }
@@ -97,7 +97,7 @@ func ParseURL(s string) (URL, error) {
 func validToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+') {
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' && c != '+' {
 			return false
 		}
 	}
@@ -159,7 +159,7 @@ func validHost(h string) bool {
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
 			return false
 		}
 	}
@@ -271,4 +271,8 @@ func (u URL) String() string {
 		b.WriteString(u.Params[k])
 	}
 	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -58,7 +58,7 @@ func benchServer(b *testing.B) (string, int) {
 func stopBenchServer() {
 	if benchZK != nil {
 		benchZK.Stop()
-		os.RemoveAll(benchDir)
+		_ = os.RemoveAll(benchDir)
 	}
 }
 

@@ -28,12 +28,12 @@ func TestMain(m *testing.M) {
 	}
 	classpath, err = javareg.Compile(dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		panic(err)
 	}
 	code := m.Run()
 	stopBenchServer()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 

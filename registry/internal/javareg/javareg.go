@@ -35,7 +35,7 @@ func Compile(dir string) (string, error) {
 	args := append([]string{"-nowarn", "-cp", harness.ZooKeeperClasspath, "-d", dir}, files...)
 	out, err := exec.Command("javac", args...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("javareg: javac: %v\n%s", err, out)
+		return "", fmt.Errorf("javareg: javac: %w\n%s", err, out)
 	}
 	return dir + string(os.PathListSeparator) + harness.ZooKeeperClasspath, nil
 }

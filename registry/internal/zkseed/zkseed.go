@@ -3,6 +3,7 @@
 package zkseed
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -43,7 +44,7 @@ func ProviderName(s, i int) string {
 // after the seeding session closes).
 func Seed(c *zk.Conn, root string, services, perService int) error {
 	acl := zk.WorldACL(zk.PermAll)
-	if _, err := c.Create(root, nil, 0, acl); err != nil && err != zk.ErrNodeExists {
+	if _, err := c.Create(root, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return err
 	}
 	work := make(chan int)
