@@ -151,6 +151,7 @@ type Scanner struct {
 	version          uint64
 	// epoch counts sessions coming up; a scan is complete for the epoch it started in only.
 	epoch, completeEpoch uint64
+	retry                time.Duration // delay before rescanning after an incomplete scan
 	wake                 chan struct{}
 	changed              chan struct{}
 }
@@ -379,11 +380,14 @@ func (s *Scanner) FullScan(ctx context.Context) {
 	s.scanned = true
 	s.lastFull = time.Now()
 	if complete {
+		s.retry = 0
 		s.completeEpoch = epoch
 		s.lastComplete = s.lastFull
 	} else if s.cfg.Watch {
-		// Retry soon rather than at the next period: something is missing now.
-		time.AfterFunc(2*time.Second, func() {
+		// Retry soon rather than at the next period: something is missing now. Back off, so
+		// that a path denied by its ACL for good does not cost a full scan every 2 seconds.
+		s.retry = min(max(2*time.Second, 2*s.retry), max(s.cfg.Resync, 2*time.Second))
+		time.AfterFunc(s.retry, func() {
 			s.mu.Lock()
 			s.resync = true
 			s.mu.Unlock()
