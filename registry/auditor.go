@@ -26,6 +26,7 @@ type Auditor struct {
 	// reported well under a second after ZooKeeper announced it.
 	Debounce time.Duration
 	Log      logr.Logger
+	last     state
 }
 
 // Run scans, follows watches and rejudges until ctx ends.
@@ -96,7 +97,18 @@ func (a *Auditor) publish(j *Judge, snap zk.Snapshot) *Result {
 	if n := a.Events.Observe(r); n > 0 {
 		a.Log.V(1).Info("wrote events", "count", n)
 	}
+	// One line when the picture changes, not one per watch event.
+	if s := (state{r.Summary, r.Complete, r.Connected}); s != a.last {
+		a.last = s
+		a.Log.Info("registry audited", "complete", r.Complete, "connected", r.Connected, "providers", r.Summary.Total-r.Summary.Unparseable,
+			"unreachable", r.Summary.Unreachable, "unknown", r.Summary.Unknown, "unparseable", r.Summary.Unparseable, "missing", len(r.Missing))
+	}
 	return r
+}
+
+type state struct {
+	summary             Summary
+	complete, connected bool
 }
 
 // Once scans the registry once (no watches) and judges it.
