@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Benchmark size from the issue: 5,000 nodes with 20,000 Calico /26 blocks (four per node).
@@ -76,10 +78,21 @@ func BenchmarkBuild(b *testing.B) {
 	}
 }
 
-// BenchmarkLoadInventory reads the same inventory as kubectl would print it, from a file.
+// BenchmarkLoadInventory reads the same inventory as kubectl would print it, from a file:
+// -o yaml and -o json.
 func BenchmarkLoadInventory(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "inventory.yaml")
-	if err := os.WriteFile(path, benchInventoryYAML(benchInventory()), 0o644); err != nil {
+	doc := benchInventoryYAML(benchInventory())
+	b.Run("yaml", func(b *testing.B) { benchLoad(b, "inventory.yaml", doc) })
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("json", func(b *testing.B) { benchLoad(b, "inventory.json", js) })
+}
+
+func benchLoad(b *testing.B, name string, doc []byte) {
+	path := filepath.Join(b.TempDir(), name)
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	st, _ := os.Stat(path)
