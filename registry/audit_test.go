@@ -145,7 +145,7 @@ func TestAuditOnceJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, stderr := runCLI(t, "audit", "--once", "-o", "json", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	code, out, stderr := runCLI(t, "audit", "--once", "--zk-connect-timeout", "60s", "-o", "json", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (unreachable providers); stderr: %s", code, stderr)
 	}
@@ -239,13 +239,13 @@ func TestAuditOnceJSON(t *testing.T) {
 	}
 
 	// The table says the same, with the explanations.
-	code, out, _ = runCLI(t, "audit", "--once", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	code, out, _ = runCLI(t, "audit", "--once", "--zk-connect-timeout", "60s", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
 	t.Logf("audit --once (table):\n%s", out)
 	if code != 1 || !strings.Contains(out, ": complete") || !strings.Contains(out, "shop/cart-1") || !strings.Contains(out, "What to do") || !strings.Contains(out, "Unparseable (2)") {
 		t.Errorf("table (exit %d):\n%s", code, out)
 	}
 	// The route dialect of the explanations is a parameter.
-	_, out, _ = runCLI(t, "audit", "--once", "-o", "json", "--route-format", "cisco-ios", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	_, out, _ = runCLI(t, "audit", "--once", "--zk-connect-timeout", "60s", "-o", "json", "--route-format", "cisco-ios", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
 	if !strings.Contains(out, "ip route 10.244.2.0 255.255.255.0 10.132.2.12") {
 		t.Errorf("--route-format cisco-ios: no IOS route in\n%s", out)
 	}
@@ -287,13 +287,13 @@ func checkFinding(t *testing.T, key string, f finding, w want) {
 func TestAuditOnceExitCodes(t *testing.T) {
 	z := harness.StartZooKeeper(t)
 	// An empty registry, completely read: exit 0.
-	code, out, stderr := runCLI(t, "audit", "--once", "-o", "json", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	code, out, stderr := runCLI(t, "audit", "--once", "--zk-connect-timeout", "60s", "-o", "json", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
 	if code != 0 || !strings.Contains(out, `"complete": true`) {
 		t.Errorf("empty registry: exit %d, %s %s", code, out, stderr)
 	}
 	// No server: incomplete, never reported clean.
 	z.Stop()
-	code, out, _ = runCLI(t, "audit", "--once", "-o", "json", "--zk-connect-timeout", "1s", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
+	code, out, _ = runCLI(t, "audit", "--once", "--zk-connect-timeout", "60s", "-o", "json", "--zk-connect-timeout", "1s", "--zk", z.Addr, "--inventory", testdata("inventory.yaml"), "--fabric", testdata("fabric.yaml"))
 	var doc auditDoc
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err, out)
