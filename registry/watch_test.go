@@ -5,11 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/dubboreach/dubboreach/registry"
 	"github.com/dubboreach/dubboreach/registry/internal/javareg"
@@ -19,6 +21,8 @@ import (
 )
 
 type running struct {
+	store   *routes.Store
+	pods    *registry.PodIndex
 	holder  *registry.Holder
 	metrics *registry.Metrics
 	srv     *httptest.Server
@@ -38,7 +42,7 @@ func startAuditor(t *testing.T, servers string) *running {
 	store.Replace(inv)
 	pods := registry.NewPodIndex()
 	pods.Replace(inv)
-	r := &running{holder: registry.NewHolder(), metrics: registry.NewMetrics()}
+	r := &running{store: store, pods: pods, holder: registry.NewHolder(), metrics: registry.NewMetrics()}
 	a := &registry.Auditor{
 		Scan:   zk.Config{Options: zk.Options{Servers: servers, SessionTimeout: 20 * time.Second}, Resync: time.Hour},
 		Routes: store, Pods: pods, Holder: r.holder, Metrics: r.metrics, Log: logr.Discard(),
@@ -155,4 +159,45 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The verdicts follow the routes core and the pods, not only ZooKeeper.
+func TestAuditorFollowsRoutesAndPods(t *testing.T) {
+	z := harness.StartZooKeeper(t)
+	j := javareg.Start(t, classpath, z.Addr)
+	if _, err := j.URL(false, "/dubbo", "providers", "com.shop.CartService", providerURL("dubbo", "10.244.2.5:20880", "com.shop.CartService", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.URL(false, "/dubbo", "providers", "com.shop.NewService", providerURL("dubbo", "10.244.2.44:20880", "com.shop.NewService", "")); err != nil {
+		t.Fatal(err)
+	}
+	a := startAuditor(t, z.Addr)
+	r := waitResult(t, a.holder, "first scan", 30*time.Second, func(r *registry.Result) bool { return r.Complete && len(r.Providers) == 2 })
+	if f := findProvider(r, "10.244.2.44"); !f.Stale || f.Pod != "" {
+		t.Fatalf("address without a pod: %+v", f)
+	}
+	// The network team installs node-b's route: the same registrations turn reachable.
+	fab, err := routes.LoadFabric(testdata("fabric.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fab.Installed = append(fab.Installed, netip.MustParsePrefix("10.244.2.0/24"))
+	a.store.SetFabric(fab)
+	waitResult(t, a.holder, "reachable after the route is installed", 10*time.Second, func(r *registry.Result) bool {
+		f := findProvider(r, "10.244.2.5")
+		return f != nil && f.Verdict == routes.Reachable && f.Reason == routes.ReasonPublishedPodRoute && f.MissingRoute == nil
+	})
+	// A pod appears with the address that had none: mapped, no longer stale.
+	inv, err := routes.LoadInventory(testdata("inventory.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := inv.Pods[0].DeepCopy()
+	p.Name, p.UID, p.Status.PodIP = "new-1", "33333333-0000-0000-0000-000000000001", "10.244.2.44"
+	p.Status.PodIPs = []corev1.PodIP{{IP: "10.244.2.44"}}
+	a.pods.UpsertPod(p)
+	waitResult(t, a.holder, "the new pod mapped", 10*time.Second, func(r *registry.Result) bool {
+		f := findProvider(r, "10.244.2.44")
+		return f != nil && f.Pod == "shop/new-1" && !f.Stale
+	})
 }
