@@ -95,7 +95,11 @@ func TestAuditOnceJSON(t *testing.T) {
 		"10.244.2.8:20000": {verdict: "unreachable", reason: "unpublished-pod-route", node: "node-b", pod: "shop/gopay-1", missingRoute: "10.244.2.0/24",
 			explain: []string{"dubbo-go (release=dubbo-golang-3.1.0)", "ignores DUBBO_IP_TO_REGISTRY for interface-level entries"}},
 		"10.244.2.9:20880": {verdict: "unreachable", reason: "unpublished-pod-route", node: "node-b", pod: "shop/stock-1", missingRoute: "10.244.2.0/24",
-			explain: []string{"was injected (dubboreach.io/injected: DUBBO_IP_TO_REGISTRY=status.hostIP)"}},
+			explain: []string{"was injected in pod mode (decided by routes: all 2 nodes had published pod routes)", "restart the pod so that the webhook decides again"}},
+		"10.244.2.10:20880": {verdict: "unreachable", reason: "unpublished-pod-route", node: "node-b", pod: "shop/pinned-1", missingRoute: "10.244.2.0/24",
+			explain: []string{"sets DUBBO_IP_TO_REGISTRY itself in container app", "never overwrites it"}},
+		"10.244.2.11:20880": {verdict: "unreachable", reason: "unpublished-pod-route", node: "node-b", pod: "shop/deaf-1", missingRoute: "10.244.2.0/24",
+			explain: []string{"was injected in host mode (status.hostIP) (decided by namespace-annotation) yet registered its pod IP", "does not read DUBBO_IP_TO_REGISTRY"}},
 		"10.132.2.11:30880": {verdict: "reachable", reason: "external-network", node: "node-a", pod: "shop/edge-1", noExplain: true},
 		"10.132.2.12:31999": {verdict: "reachable", reason: "external-network", node: "node-b",
 			explain: []string{"node node-b's address, but no pod there publishes hostPort 31999: nothing answers"}},
@@ -113,6 +117,8 @@ func TestAuditOnceJSON(t *testing.T) {
 	reg(false, "providers", "com.shop.BillingService", providerURL("dubbo", "10.244.2.6:20880", "com.shop.BillingService", ""))
 	reg(false, "providers", "com.shop.PayService", providerURL("dubbo", "10.244.2.8:20000", "com.shop.PayService", "release=dubbo-golang-3.1.0"))
 	reg(false, "providers", "com.shop.StockService", providerURL("dubbo", "10.244.2.9:20880", "com.shop.StockService", ""))
+	reg(false, "providers", "com.shop.PinnedService", providerURL("dubbo", "10.244.2.10:20880", "com.shop.PinnedService", ""))
+	reg(false, "providers", "com.shop.DeafService", providerURL("dubbo", "10.244.2.11:20880", "com.shop.DeafService", ""))
 	reg(false, "providers", "com.shop.EdgeService", providerURL("dubbo", "10.132.2.11:30880", "com.shop.EdgeService", ""))
 	reg(false, "providers", "com.shop.GhostService", providerURL("dubbo", "10.132.2.12:31999", "com.shop.GhostService", ""))
 	reg(true, "providers", "com.shop.OldService", providerURL("dubbo", "10.244.2.77:20880", "com.shop.OldService", "dynamic=false"))
@@ -168,8 +174,8 @@ func TestAuditOnceJSON(t *testing.T) {
 		t.Errorf("complete=%v missing=%v", doc.Complete, doc.Missing)
 	}
 	s := doc.Summary
-	if s.Total != 18 || s.Reachable != 4 || s.Unreachable != 9 || s.Unknown != 3 || s.Unparseable != 2 {
-		t.Errorf("summary = %+v, want total 18 (16 providers + 2 unparseable), reachable 4, unreachable 9, unknown 3", s)
+	if s.Total != 20 || s.Reachable != 4 || s.Unreachable != 11 || s.Unknown != 3 || s.Unparseable != 2 {
+		t.Errorf("summary = %+v, want total 20 (18 providers + 2 unparseable), reachable 4, unreachable 11, unknown 3", s)
 	}
 	seen := map[string]bool{}
 	for _, f := range doc.Providers {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -207,7 +208,7 @@ func explainPod(f *Finding, m Match, release string) []string {
 		return []string{fmt.Sprintf("%s opts out of injection (label %s=disabled), so it registered its pod IP.", who, LabelInject)}
 	}
 	if inj, ok := pod.Annotations[AnnotationInjected]; ok {
-		return []string{fmt.Sprintf("%s was injected (%s: %s) yet registered its pod IP: the pod-IP mode was chosen, or the application does not read DUBBO_IP_TO_REGISTRY.", who, AnnotationInjected, dubbo.Display(inj))}
+		return []string{explainInjected(who, pod.Spec.NodeName, inj)}
 	}
 	if m.Namespace == nil {
 		return []string{fmt.Sprintf("%s has no %s annotation and its namespace is unknown: label the namespace %s=enabled and restart the pod.", who, AnnotationInjected, LabelInject)}
@@ -233,4 +234,44 @@ func podRef(f *Finding) *corev1.Pod {
 	p := &corev1.Pod{}
 	p.Namespace, p.Name, p.UID = f.PodNamespace, f.PodName, f.PodUID
 	return p
+}
+
+// injectedRecord is the part of the webhook's dubboreach.io/injected annotation (JSON, see
+// docs/webhook.md) that explains a pod-IP registration.
+type injectedRecord struct {
+	Mode       string `json:"mode"`
+	Field      string `json:"field"`
+	Source     string `json:"source"`
+	Reason     string `json:"reason"`
+	Containers []struct {
+		Name string   `json:"name"`
+		Kept []string `json:"kept"`
+	} `json:"containers"`
+}
+
+// explainInjected says why an injected pod still registered its pod IP.
+func explainInjected(who, node, annotation string) string {
+	var rec injectedRecord
+	if len(annotation) > 64<<10 || json.Unmarshal([]byte(annotation), &rec) != nil {
+		return fmt.Sprintf("%s was injected (%s: %s) yet registered its pod IP: check that the application reads DUBBO_IP_TO_REGISTRY.", who, AnnotationInjected, dubbo.Display(annotation))
+	}
+	for _, c := range rec.Containers {
+		for _, k := range c.Kept {
+			if strings.HasSuffix(k, "DUBBO_IP_TO_REGISTRY") {
+				return fmt.Sprintf("%s sets %s itself in container %s, and the webhook never overwrites it: remove it from the pod template or set it to the host IP.", who, dubbo.Display(k), dubbo.Display(c.Name))
+			}
+		}
+	}
+	why := ""
+	if rec.Source != "" {
+		why = " (decided by " + dubbo.Display(rec.Source)
+		if rec.Reason != "" {
+			why += ": " + dubbo.Display(rec.Reason)
+		}
+		why += ")"
+	}
+	if rec.Mode == "pod" {
+		return fmt.Sprintf("%s was injected in pod mode%s, so it registers its pod IP, which the fabric does not reach now: publish node %s's pod route, or restart the pod so that the webhook decides again.", who, why, node)
+	}
+	return fmt.Sprintf("%s was injected in %s mode (%s)%s yet registered its pod IP: the application does not read DUBBO_IP_TO_REGISTRY (check its Dubbo version and configuration).", who, dubbo.Display(rec.Mode), dubbo.Display(rec.Field), why)
 }
