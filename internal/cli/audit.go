@@ -293,6 +293,7 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
+	synced := func() bool { return true }
 	if f.cf.inventory != "" {
 		inv, err := f.cf.loadInventory(ctx)
 		if err != nil {
@@ -328,6 +329,8 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 			return err
 		}
 		go func() { errc <- mgr.Start(ctx) }()
+		// Judge nothing against an empty route table or pod index: wait for the caches.
+		synced = func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }
 	}
 	if f.listen != "" {
 		ln, err := net.Listen("tcp", f.listen)
@@ -339,7 +342,13 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 		go func() { <-ctx.Done(); _ = srv.Close() }()
 		fmt.Fprintf(stderr, "audit: serving /metrics, /healthz and /readyz on %s\n", ln.Addr())
 	}
-	go func() { errc <- aud.Run(ctx) }()
+	go func() {
+		if !synced() {
+			errc <- nil // the context ended first
+			return
+		}
+		errc <- aud.Run(ctx)
+	}()
 	select {
 	case <-ctx.Done():
 		return nil
