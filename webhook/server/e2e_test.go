@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,27 +66,16 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	probePort, err := harness.FreePort()
 	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(runCtx, Options{
-			RestConfig: env.Config, Fabric: fab,
-			Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
-			MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", metricsPort),
-			HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", probePort),
-			LeaderElect:            true, Namespace: ownNamespace,
-			Log: testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
-		})
-	}()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			assert.NoError(t, err, "Run must shut down cleanly")
-		case <-time.After(time.Minute):
-			t.Error("Run did not return within a minute of cancellation")
-		}
-	})
+	opts := Options{
+		RestConfig: env.Config, Fabric: fab,
+		Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir,
+		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", metricsPort),
+		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", probePort),
+		LeaderElect:            true, Namespace: ownNamespace,
+		Log:         testr.NewWithOptions(t, testr.Options{Verbosity: 0}),
+		restartable: true,
+	}
+	stop := startRun(t, ctx, opts)
 	eventually(t, "readyz answers 200", func() error { return getOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) })
 	require.NoError(t, getOK(fmt.Sprintf("http://127.0.0.1:%d/healthz", probePort)))
 
@@ -184,6 +174,57 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 	})
+
+	// The same cluster, the webhook restarted with --require-routable-node, a node without a
+	// published route: pods keep their pod IP and are pinned to published nodes; the API
+	// server accepts the merged affinity.
+	t.Run("require routable node", func(t *testing.T) {
+		stop()
+		o := opts
+		o.RequireRoutableNode = true
+		o.MetricsBindAddress, o.HealthProbeBindAddress = "0", fmt.Sprintf("127.0.0.1:%d", probePort)
+		startRun(t, ctx, o)
+		eventually(t, "restarted webhook ready", func() error { return getOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) })
+		createNode(t, c, "node-d", "10.244.3.0/24", "192.168.0.13")
+		waitLabel(t, c, "node-d", webhook.PodRouteMissing)
+		eventually(t, "auto mode pins pods", func() error { return dryRunMode(ctx, c, webhook.ModePod) })
+
+		pod := newPod("shop", "pinned")
+		zone := corev1.NodeSelectorRequirement{Key: "topology.kubernetes.io/zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}
+		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{zone}}}},
+		}}
+		require.NoError(t, c.Create(ctx, pod))
+		var stored corev1.Pod
+		require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(pod), &stored))
+		assert.Equal(t, []corev1.EnvVar{fieldVar("status.podIP")}, stored.Spec.Containers[0].Env)
+		routable := corev1.NodeSelectorRequirement{Key: webhook.LabelPodRoute, Operator: corev1.NodeSelectorOpIn, Values: []string{webhook.PodRoutePublished}}
+		assert.Equal(t, []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{zone, routable}}},
+			stored.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms)
+		assert.Equal(t, "dubboreach.io/pod-route=published", recordOf(t, &stored).NodeAffinity)
+	})
+}
+
+// startRun runs Run until the returned stop is called (or the test ends), and checks that it
+// shuts down cleanly.
+func startRun(t *testing.T, ctx context.Context, o Options) (stop func()) {
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Run(runCtx, o) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				assert.NoError(t, err, "Run must shut down cleanly")
+			case <-time.After(time.Minute):
+				t.Error("Run did not return within a minute of cancellation")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func createNode(t *testing.T, c client.Client, name, podCIDR, ip string) {

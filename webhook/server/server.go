@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -66,6 +67,9 @@ type Options struct {
 	// extraHandlers are served on the webhook server beside the admission handler (the load
 	// test's no-op baseline).
 	extraHandlers map[string]http.Handler
+	// restartable allows a second Run in the same process (tests): controller names are
+	// otherwise unique per process.
+	restartable bool
 }
 
 func (o *Options) tlsOpts() []func(*tls.Config) {
@@ -121,6 +125,7 @@ func runCluster(ctx context.Context, o Options) error {
 		// Release the Lease on the way out, so the next replica labels nodes at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &shutdown,
+		Controller:                    config.Controller{SkipNameValidation: &o.restartable},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the controller manager: %w", err)
@@ -129,12 +134,12 @@ func runCluster(ctx context.Context, o Options) error {
 	if err := cluster.SetupWithManager(mgr, store); err != nil {
 		return fmt.Errorf("watching nodes and Calico blocks: %w", err)
 	}
-	if err := o.registry().Register(cluster.NewCollector(store)); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return fmt.Errorf("registering route metrics: %w", err)
-		}
+	// The route gauges read this Run's store; they leave with it (tests run Run more than once).
+	collector := cluster.NewCollector(store)
+	if err := o.registry().Register(collector); err != nil {
+		return fmt.Errorf("registering route metrics: %w", err)
 	}
+	defer o.registry().Unregister(collector)
 	m, err := webhook.NewMetrics(o.registry())
 	if err != nil {
 		return err
