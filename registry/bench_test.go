@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -181,6 +182,13 @@ func BenchmarkMemory(b *testing.B) {
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
+		if f := os.Getenv("DUBBOREACH_BENCH_HEAPPROFILE"); f != "" {
+			// What the heap holds now, by allocation site: go tool pprof -sample_index=inuse_space
+			if out, err := os.Create(f); err == nil {
+				_ = pprof.WriteHeapProfile(out)
+				_ = out.Close()
+			}
+		}
 		if len(r.Providers) != n*10 {
 			b.Fatalf("judged %d providers, want %d", len(r.Providers), n*10)
 		}

@@ -41,8 +41,9 @@ type cached struct {
 	addr    netip.Addr
 	host    string
 	release string
-	// finding judged against table and pods.
-	finding *Finding
+	// finding holds the parsed facts, and the judged ones for table and pods (judged true).
+	finding Finding
+	judged  bool
 	table   *routes.Table
 	pods    *PodView
 }
@@ -59,7 +60,7 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 			c.err = dubbo.Display(err.Error())
 			return c
 		}
-		c.base = Finding{Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
+		c.finding = Finding{Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
 			Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(path), Side: "provider"}
 		a, err := netip.ParseAddr(strings.Trim(in.Address, "[]"))
 		c.isAddr, c.addr, c.host = err == nil, a.Unmap(), in.Address
@@ -70,15 +71,28 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 		c.err = dubbo.Display(err.Error())
 		return c
 	}
-	c.base = Finding{Service: dubbo.Display(u.Interface()), Protocol: dubbo.Display(u.Protocol), Address: dubbo.Display(u.Host),
-		Port: int(u.Port), Application: dubbo.Display(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path),
+	// Clones: the parsed fields are substrings of the decoded URL, which they would keep alive.
+	c.finding = Finding{Service: keep(u.Interface()), Protocol: keep(u.Protocol), Address: keep(u.Host),
+		Port: int(u.Port), Application: keep(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path),
 		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo()}
 	if e.Kind == zk.KindConsumer {
-		c.base.Side = "consumer"
+		c.finding.Side = "consumer"
 	}
 	c.addr, c.isAddr = u.Addr()
-	c.host, c.release = u.Host, u.Param("release")
+	c.host, c.release = c.finding.Address, strings.Clone(u.Param("release"))
+	if !c.isAddr {
+		c.host = strings.Clone(u.Host)
+	}
 	return c
+}
+
+// keep returns s escaped for display, in memory of its own.
+func keep(s string) string {
+	d := dubbo.Display(s)
+	if d == s {
+		return strings.Clone(s)
+	}
+	return d
 }
 
 // Judge judges every entry of snap against the route table and the pods.
@@ -103,16 +117,16 @@ func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result 
 			r.Unparseable = append(r.Unparseable, Unparseable{Znode: dubbo.Display(path), Error: c.err})
 			continue
 		}
-		if c.finding == nil || c.table != t || c.pods != pods {
-			f := c.base
-			j.judge(&f, c.addr, c.isAddr, c.host, t, pods, c.release)
-			c.finding, c.table, c.pods = &f, t, pods
+		if !c.judged || c.table != t || c.pods != pods {
+			c.finding.unjudge()
+			j.judge(&c.finding, c.addr, c.isAddr, c.host, t, pods, c.release)
+			c.judged, c.table, c.pods = true, t, pods
 		}
 		if e.Kind == zk.KindConsumer {
-			r.Consumers = append(r.Consumers, *c.finding)
+			r.Consumers = append(r.Consumers, c.finding)
 			count(&r.ConsumerSummary, c.finding.Verdict)
 		} else {
-			r.Providers = append(r.Providers, *c.finding)
+			r.Providers = append(r.Providers, c.finding)
 			count(&r.Summary, c.finding.Verdict)
 		}
 	}
@@ -120,6 +134,13 @@ func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result 
 	r.Summary.Total += r.Summary.Unparseable
 	j.cache = next
 	return r
+}
+
+// unjudge clears what judging fills in, keeping what the registration says.
+func (f *Finding) unjudge() {
+	f.Verdict, f.Reason, f.Node, f.Pod, f.Explanation = "", "", "", "", ""
+	f.MissingRoute, f.PodNamespace, f.PodName, f.PodUID = nil, "", "", ""
+	f.Stale, f.NoListener = false, false
 }
 
 func count(s *Summary, v routes.Status) {

@@ -44,10 +44,16 @@ type Entry struct {
 	// Data is the znode's content for instances; nil for interface-level entries, whose
 	// information is all in the name.
 	Data []byte
+	full string
 }
 
 // Path is the entry's full znode path.
-func (e Entry) Path() string { return e.Dir + "/" + e.Name }
+func (e Entry) Path() string {
+	if e.full != "" {
+		return e.full
+	}
+	return join(e.Dir, e.Name)
+}
 
 // Missing is a path whose content the scan could not read.
 type Missing struct {
@@ -110,8 +116,8 @@ const (
 
 type dir struct {
 	kind     dirKind
-	children []string
-	data     map[string][]byte // dApp: instance name -> data
+	children []string          // full paths, sorted
+	data     map[string][]byte // dApp: instance path -> data
 }
 
 type state struct {
@@ -532,6 +538,11 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 		s.setWatched(t.path)
 	}
 	sort.Strings(children)
+	// Children are kept as full paths: the entry's path is then the string the scanner holds,
+	// not a second copy per entry (names of interface-level entries run to hundreds of bytes).
+	for i, c := range children {
+		children[i] = join(t.path, c)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	delete(st.missing, t.path)
@@ -541,7 +552,7 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 		// Subtrees of children that went away go with them.
 		gone := difference(old.children, children)
 		for _, c := range gone {
-			s.dropLocked(st, join(t.path, c))
+			s.dropLocked(st, c)
 		}
 	}
 	st.dirs[t.path] = d
@@ -549,8 +560,7 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 	switch t.kind {
 	case dRoot:
 		isZK := t.path == s.zkRoot
-		for _, c := range children {
-			p := join(t.path, c)
+		for _, p := range children {
 			switch {
 			case !isZK:
 				if st != s.live || st.dirs[p] == nil || !s.isWatched(p) {
@@ -565,9 +575,8 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 			}
 		}
 	case dIface:
-		for _, c := range children {
-			p := join(t.path, c)
-			if (c == "providers" || c == "consumers") && (st != s.live || st.dirs[p] == nil || !s.isWatched(p)) {
+		for _, p := range children {
+			if c := path.Base(p); (c == "providers" || c == "consumers") && (st != s.live || st.dirs[p] == nil || !s.isWatched(p)) {
 				next = append(next, task{path: p, kind: dCategory})
 			}
 		}
@@ -580,7 +589,7 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 					continue
 				}
 			}
-			next = append(next, task{path: join(t.path, c), kind: dInstance})
+			next = append(next, task{path: c, kind: dInstance})
 		}
 	}
 	return next
@@ -588,7 +597,7 @@ func (s *Scanner) read(ctx context.Context, st *state, t task, once bool) []task
 
 func (s *Scanner) readInstance(st *state, t task) []task {
 	data, _, err := s.conn.Get(t.path)
-	parent, name := path.Dir(t.path), path.Base(t.path)
+	parent := path.Dir(t.path)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	d := st.dirs[parent]
@@ -596,8 +605,8 @@ func (s *Scanner) readInstance(st *state, t task) []task {
 	case errors.Is(err, zk.ErrNoNode):
 		// Gone between the listing and the read; the parent's watch reports it.
 		if d != nil {
-			delete(d.data, name)
-			d.children = remove(d.children, name)
+			delete(d.data, t.path)
+			d.children = remove(d.children, t.path)
 		}
 		return nil
 	case err != nil:
@@ -611,7 +620,7 @@ func (s *Scanner) readInstance(st *state, t task) []task {
 		if data == nil {
 			data = []byte{}
 		}
-		d.data[name] = data
+		d.data[t.path] = data
 	}
 	return nil
 }
@@ -646,7 +655,7 @@ func keepTree(old, fresh *state, p string) {
 		return
 	}
 	for _, c := range d.children {
-		keepTree(old, fresh, join(p, c))
+		keepTree(old, fresh, c)
 	}
 }
 
@@ -660,7 +669,7 @@ func (s *Scanner) dropTree(st *state, p string) {
 		return // children are instances, not directories
 	}
 	for _, c := range d.children {
-		s.dropTree(st, join(p, c))
+		s.dropTree(st, c)
 	}
 }
 
@@ -730,11 +739,11 @@ func (s *Scanner) Snapshot() Snapshot {
 				k = KindConsumer
 			}
 			for _, c := range d.children {
-				snap.Entries = append(snap.Entries, Entry{Kind: k, Dir: p, Name: c})
+				snap.Entries = append(snap.Entries, Entry{Kind: k, Dir: p, Name: path.Base(c), full: c})
 			}
 		case dApp:
 			for _, c := range d.children {
-				e := Entry{Kind: KindInstance, Dir: p, Name: c, Data: d.data[c]}
+				e := Entry{Kind: KindInstance, Dir: p, Name: path.Base(c), full: c, Data: d.data[c]}
 				if e.Data == nil {
 					continue // listed but its data not read: reported missing
 				}
