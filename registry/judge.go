@@ -35,7 +35,6 @@ type Judge struct {
 type cached struct {
 	data []byte // instance data the parse was made from
 	err  string // unparseable: why
-	base Finding
 	// isAddr says host is an IP address (addr); otherwise it is a name, never resolved.
 	isAddr  bool
 	addr    netip.Addr
