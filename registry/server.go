@@ -10,7 +10,9 @@ import (
 // (a first full scan has finished). The dashboard registers /api/v1/ and / on the same mux.
 func NewMux(h *Holder, m *Metrics) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	// ContinueOnError: a collector that fails once (the process collector reading /proc under
+	// load) must not blank the page, which alerts would read as the auditor being gone.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry, ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

@@ -142,7 +142,7 @@ func TestAuditorFollowsRegistryAndServesMetrics(t *testing.T) {
 	}
 	_, body = a.get(t, "/metrics")
 	if !strings.Contains(body, "dubboreach_registry_scan_complete 0") || !strings.Contains(body, "dubboreach_zookeeper_connected 0") {
-		t.Errorf("metrics while down:\n%s", grep(body, "dubboreach_"))
+		t.Errorf("metrics while down:\n%s\n(first 2 KiB: %.2048s)", grep(body, "dubboreach_"), body)
 	}
 	// Back: the auditor reconnects and rescans; the Java client's ephemeral entries went with it.
 	if err := z.Start(); err != nil {
