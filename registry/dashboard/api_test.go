@@ -70,13 +70,17 @@ func TestListFilters(t *testing.T) {
 		{"verdict=reachable", 103, func(r Row) bool { return r.Verdict == routes.Reachable }},
 		{"verdict=unknown", 1, func(r Row) bool { return r.Verdict == routes.Unknown && r.Reason == registry.ReasonHostname }},
 		{"reason=loopback", 1, func(r Row) bool { return r.Reason == routes.ReasonLoopback && r.HostPort == "127.0.0.1:20880" }},
-		{"reason=unpublished-pod-route&node=node-b", 104, func(r Row) bool { return r.Node == "node-b" && r.MissingRoute != nil && r.MissingRoute.Prefix == "10.244.2.0/24" }},
+		{"reason=unpublished-pod-route&node=node-b", 104, func(r Row) bool {
+			return r.Node == "node-b" && r.MissingRoute != nil && r.MissingRoute.Prefix == "10.244.2.0/24"
+		}},
 		{"namespace=legacy", 1, func(r Row) bool { return r.Pod == "legacy/billing-1" }},
 		{"namespace=shop&verdict=unreachable", 2, func(r Row) bool { return r.Namespace == "shop" && r.Pod == "shop/cart-1" }},
 		{"service=com.shop.CartService", 1, func(r Row) bool { return r.Service == "com.shop.CartService" }},
 		{"application=bulk3", 29, func(r Row) bool { return r.Application == "bulk3" }},
 		{"service=no.such.Service", 0, nil},
-		{"kind=application", 2, func(r Row) bool { return r.Kind == registry.KindApplication && strings.HasPrefix(r.Znode, "/services/") }},
+		{"kind=application", 2, func(r Row) bool {
+			return r.Kind == registry.KindApplication && strings.HasPrefix(r.Znode, "/services/")
+		}},
 		{"q=CARTSERVICE", 1, func(r Row) bool { return r.Service == "com.shop.CartService" }},
 		{"q=shop/cart-1", 2, func(r Row) bool { return r.Pod == "shop/cart-1" }},
 		{"q=10.244.2.5:20880", 2, func(r Row) bool { return r.HostPort == "10.244.2.5:20880" }},

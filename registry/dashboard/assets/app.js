@@ -53,6 +53,7 @@
   window.addEventListener('popstate', route);
 
   const views = { '/': overview, '/providers': list('providers'), '/consumers': list('consumers'), '/registration': detail, '/routes': routesView };
+  let loadSeq = 0; // the latest list request; older answers are dropped
   let refresh = null; // re-fetches the current view's data on a server update
   let viewKey = '';
 
@@ -172,8 +173,9 @@
       clear(body).append(counts, fresh, changes, bad);
       body.removeAttribute('aria-busy');
     }
-    load();
-    return load;
+    const run = () => load().catch((e) => showError(main, e));
+    run();
+    return run;
   }
 
   // --- providers and consumers ---
@@ -256,8 +258,10 @@
       const params = new URLSearchParams(location.search);
       const q = {};
       for (const k of allKeys) if (params.get(k)) q[k] = params.get(k);
+      const seq = ++loadSeq;
       let pg;
-      try { pg = await api(side, q); } catch (e) { showError(results, e); return; }
+      try { pg = await api(side, q); } catch (e) { if (seq === loadSeq) showError(results, e); return; }
+      if (seq !== loadSeq) return; // a newer request (another filter) is on its way
       const sortField = pg.sort, dir = pg.dir;
       const onSort = (field) => {
         const p = new URLSearchParams(location.search);
@@ -270,9 +274,9 @@
         { label: 'Namespace/pod', sort: 'pod' }, { label: 'Node', sort: 'node' }];
       const rows = pg.items.map((r) => h('tr', { 'data-verdict': r.verdict },
         h('td', null, h('a', { href: detailHref(r.znode) }, r.service), r.kind === 'application' ? h('span', { class: 'tag' }, 'app-level') : null),
-        h('td', null, r.application || ''), h('td', null, r.protocol || ''), h('td', null, r.hostPort),
+        h('td', null, r.application || ''), h('td', null, r.protocol || ''), h('td', { class: 'nowrap' }, r.hostPort),
         h('td', null, badge(r.verdict), r.stale ? h('span', { class: 'tag' }, 'stale') : null, r.noListener ? h('span', { class: 'tag' }, 'no listener') : null),
-        h('td', null, r.reason), h('td', null, r.pod || ''), h('td', null, r.node || '')));
+        h('td', { class: 'nowrap' }, r.reason), h('td', null, r.pod || ''), h('td', null, r.node || '')));
       const first = pg.total ? (pg.page - 1) * pg.limit + 1 : 0;
       const last = Math.min(pg.total, pg.page * pg.limit);
       const caption = pg.total ? side + ' ' + first + '–' + last + ' of ' + pg.total + ' matching, sorted by ' + sortField + ' (' + (dir === 'desc' ? 'descending' : 'ascending') + ')'
@@ -288,12 +292,14 @@
         pl('Next ›', pg.page + 1, 'next'), pl('Last »', pg.pages));
       clear(results).append(table(caption, cols, rows, { sort: { field: sortField, dir, onSort }, empty: 'No ' + side + ' match these filters.' }), nav);
       results.removeAttribute('aria-busy');
+      performance.mark('dubboreach:rows');
     }
     return function (params, same) {
       if (!same || !form) build(params);
       fill(params);
-      load();
-      return () => { loadFacets(); load(); };
+      const run = () => load().catch((e) => showError(results, e));
+      run();
+      return () => { loadFacets(); run(); };
     };
   }
 
@@ -357,8 +363,9 @@
       if (d.parseError) parsed.append(h('p', { class: 'banner bad' }, d.parseError));
       clear(body).append(h('h1', null, d.service), facts, fix, parsed);
     }
-    load();
-    return load;
+    const run = () => load().catch((e) => showError(main, e));
+    run();
+    return run;
   }
 
   // --- routes ---
@@ -390,14 +397,20 @@
       if (v.problems.length) out.push(h('h2', null, 'Problems'), h('ul', null, v.problems.map((p) => h('li', null, (p.node ? 'node ' + p.node + ': ' : p.object ? p.object + ': ' : '') + p.message))));
       clear(body).append(...out);
     }
-    load();
-    return load;
+    const run = () => load().catch((e) => showError(main, e));
+    run();
+    return run;
   }
 
   // --- live updates: server-sent events; the view re-fetches with the URL's filters ---
   let lastGen = 0;
+  let es = null;
+  // A page left for another (or kept in the back/forward cache) closes its stream: browsers
+  // allow a handful of connections per server, and a stream held by a hidden page takes one.
+  window.addEventListener('pagehide', () => { if (es) { es.close(); es = null; } });
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted && !es) { live(); if (refresh) refresh(); } });
   function live() {
-    const es = new EventSource('/api/v1/events');
+    es = new EventSource('/api/v1/events');
     es.addEventListener('update', (ev) => {
       const u = JSON.parse(ev.data);
       status.classList.toggle('down', !u.connected || !u.complete);
