@@ -201,9 +201,10 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns *corev1.Namespace) (Result, error
 		// The pod IP of a hostNetwork pod is its node's IP, and the container port is the host's.
 		rec.Mode, rec.Field, rec.Source = ModeHost, fieldPodIP, SourceHostNetwork
 		rec.Reason = "hostNetwork pod: its pod IP is the node's IP"
-	case prev != nil:
-		// A reinvocation (or a second look at a pod we already mutated): keep the first
-		// decision, so that a route change between the passes cannot flip the address.
+	case prev != nil && mode == ModeAuto && prev.Source == SourceRoutes:
+		// A reinvocation (or a second look at a pod we already mutated): keep the first routes
+		// decision, so that a route change between the passes cannot flip the address. An
+		// explicit annotation needs no memory: it decides the same way every time.
 		*rec = Record{Mode: prev.Mode, Field: prev.Field, Source: prev.Source, Reason: prev.Reason, NodeAffinity: prev.NodeAffinity}
 		requireAffinity = prev.NodeAffinity != ""
 	case mode != ModeAuto:

@@ -496,6 +496,22 @@ func TestMutateReinvocationKeepsDecision(t *testing.T) {
 	assert.Len(t, rec.Containers, 2)
 }
 
+// TestMutateAnnotationBeatsCopiedRecord: a pod copied from an injected one, then annotated
+// for host mode, follows its annotation, not the copied record.
+func TestMutateAnnotationBeatsCopiedRecord(t *testing.T) {
+	pod := basePod()
+	res, err := (&Injector{Routes: coverage(1, 1)}).Mutate(pod, labelledNS(nil))
+	require.NoError(t, err)
+	copied := applyPatch(t, pod, res.Patch)
+	copied.Spec.Containers[0].Env = nil
+	copied.Annotations[AnnotationAddress] = "host"
+	res, err = (&Injector{Routes: coverage(1, 1)}).Mutate(copied, labelledNS(nil))
+	require.NoError(t, err)
+	got := applyPatch(t, copied, res.Patch)
+	assert.Equal(t, ModeHost, record(t, got).Mode)
+	assert.Equal(t, []corev1.EnvVar{hostIPVar()}, got.Spec.Containers[0].Env)
+}
+
 // TestMutateCopiedBogusRecord: an unreadable dubboreach.io/injected annotation (copied, or
 // edited by hand) is replaced, not trusted.
 func TestMutateCopiedBogusRecord(t *testing.T) {
