@@ -88,11 +88,12 @@ func (a *Auditor) publish(j *Judge, snap zk.Snapshot) *Result {
 		pv = a.Pods.View()
 	}
 	r := j.Judge(snap, a.Routes.Table(), pv)
-	if a.Holder != nil {
-		a.Holder.Set(r)
-	}
+	// Metrics first: whoever sees the new result in the holder finds the metrics agreeing.
 	if a.Metrics != nil {
 		a.Metrics.Observe(r)
+	}
+	if a.Holder != nil {
+		a.Holder.Set(r)
 	}
 	if n := a.Events.Observe(r); n > 0 {
 		a.Log.V(1).Info("wrote events", "count", n)

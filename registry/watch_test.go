@@ -140,7 +140,11 @@ func TestAuditorFollowsRegistryAndServesMetrics(t *testing.T) {
 	if r.Connected || len(r.Missing) == 0 {
 		t.Errorf("while down: connected %v missing %v", r.Connected, r.Missing)
 	}
-	_, body = a.get(t, "/metrics")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, body = a.get(t, "/metrics"); strings.Contains(body, "dubboreach_registry_scan_complete 0") && strings.Contains(body, "dubboreach_zookeeper_connected 0") {
+			break
+		}
+	}
 	if !strings.Contains(body, "dubboreach_registry_scan_complete 0") || !strings.Contains(body, "dubboreach_zookeeper_connected 0") {
 		t.Errorf("metrics while down:\n%s\n(first 2 KiB: %.2048s)", grep(body, "dubboreach_"), body)
 	}
