@@ -317,7 +317,13 @@ type ReasonCount struct {
 	Count   int           `json:"count"`
 }
 
+// summary is computed once per result.
 func (s *sideIndex) summary() SideSummary {
+	s.summaryOnce.Do(func() { s.sum = s.computeSummary() })
+	return s.sum
+}
+
+func (s *sideIndex) computeSummary() SideSummary {
 	out := SideSummary{Total: len(s.rows), ByVerdict: map[string]int{}, ByReason: []ReasonCount{}, Flagged: s.flagged,
 		Stale: s.stale, NoListener: s.noListen}
 	for i, v := range verdicts {

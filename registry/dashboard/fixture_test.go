@@ -76,7 +76,7 @@ func snapshot(bulk int) zk.Snapshot {
 	for i := range bulk {
 		node := 1 + i%2
 		iface := fmt.Sprintf("com.bulk.Service%d", i/10)
-		es = append(es, providerEntry(iface, providerURL("dubbo", fmt.Sprintf("10.244.%d.%d:%d", node, 100+i%100, 20000+i), iface, fmt.Sprintf("bulk%d", i%7), "")))
+		es = append(es, providerEntry(iface, providerURL("dubbo", fmt.Sprintf("10.244.%d.%d:%d", node, 100+i%100, 20000+i%40000), iface, fmt.Sprintf("bulk%d", i%7), "")))
 	}
 	now := time.Now()
 	return zk.Snapshot{Entries: es, Connected: true, Scanned: true, Complete: true, LastFullScan: now, LastCompleteScan: now}

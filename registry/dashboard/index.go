@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +122,9 @@ type sideIndex struct {
 
 	mu     sync.Mutex
 	orders map[string][]int32
+
+	summaryOnce sync.Once
+	sum         SideSummary
 }
 
 func newSideIndex(fs []registry.Finding) *sideIndex {
@@ -203,23 +205,22 @@ func hostPort(addr string, port int) string {
 func (s *sideIndex) search(q string) []bool {
 	hit := make([]bool, len(s.rows))
 	needle := []byte(strings.ToLower(q))
-	pos := 0
+	pos, i := 0, 0
 	for pos < len(s.hay) {
 		k := bytes.Index(s.hay[pos:], needle)
 		if k < 0 {
 			break
 		}
 		at := pos + k
-		i := sort.Search(len(s.rows), func(i int) bool { return int(s.rows[i].hayStart) > at }) - 1
-		if i < 0 {
-			break
+		// Rows are in buffer order: move the cursor to the row holding the match.
+		for i+1 < len(s.rows) && int(s.rows[i+1].hayStart) <= at {
+			i++
 		}
 		hit[i] = true
-		if i+1 < len(s.rows) {
-			pos = int(s.rows[i+1].hayStart)
-		} else {
+		if i+1 == len(s.rows) {
 			break
 		}
+		pos = int(s.rows[i+1].hayStart)
 	}
 	return hit
 }
