@@ -202,6 +202,11 @@ func (s *syncWaiter) NeedLeaderElection() bool { return false }
 func runStatic(ctx context.Context, o Options) error {
 	log := o.Log
 	store := newStore(&o)
+	collector := cluster.NewCollector(store)
+	if err := o.registry().Register(collector); err != nil {
+		return fmt.Errorf("registering route metrics: %w", err)
+	}
+	defer o.registry().Unregister(collector)
 	m, err := webhook.NewMetrics(o.registry())
 	if err != nil {
 		return err
