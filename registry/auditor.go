@@ -26,7 +26,10 @@ type Auditor struct {
 	// reported well under a second after ZooKeeper announced it.
 	Debounce time.Duration
 	Log      logr.Logger
-	last     state
+	// Hooks run after each published result, in the auditor's goroutine (the corrections of
+	// --fix plug in here; a hook that must act on the leader only checks Events.Leading).
+	Hooks []func(context.Context, *Result)
+	last  state
 }
 
 // Run scans, follows watches and rejudges until ctx ends.
@@ -78,7 +81,10 @@ func (a *Auditor) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(debounce):
 		}
-		a.publish(j, s.Snapshot())
+		r := a.publish(j, s.Snapshot())
+		for _, h := range a.Hooks {
+			h(ctx, r)
+		}
 	}
 }
 

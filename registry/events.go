@@ -61,6 +61,9 @@ func (e *Events) Start(ctx context.Context) error {
 // NeedLeaderElection makes the manager start Events only on the leader.
 func (e *Events) NeedLeaderElection() bool { return true }
 
+// Leading says whether this replica leads (Events are written, corrections may act).
+func (e *Events) Leading() bool { return e != nil && e.leading.Load() }
+
 // SetLeading is for running without a manager (tests, single replica).
 func (e *Events) SetLeading(b bool) { e.leading.Store(b) }
 
