@@ -73,7 +73,7 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 	// Clones: the parsed fields are substrings of the decoded URL, which they would keep alive.
 	c.finding = Finding{Service: keep(u.Interface()), Protocol: keep(u.Protocol), Address: keep(u.Host),
 		Port: int(u.Port), Application: keep(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path),
-		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo()}
+		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(), Version: keep(u.Param("version")), Group: keep(u.Param("group"))}
 	if e.Kind == zk.KindConsumer {
 		c.finding.Side = "consumer"
 	}

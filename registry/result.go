@@ -34,6 +34,9 @@ type Finding struct {
 
 	// MissingRoute is the pod route the fabric lacks for the address (see routes.Verdict).
 	MissingRoute *routes.Route `json:"-"`
+	// Version and Group are the interface-level URL's version and group parameters (service key).
+	Version string `json:"-"`
+	Group   string `json:"-"`
 	// Side is "provider" or "consumer".
 	Side         string    `json:"-"`
 	PodNamespace string    `json:"-"`
