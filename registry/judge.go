@@ -60,7 +60,7 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 			return c
 		}
 		c.finding = Finding{Service: dubbo.Display(in.Name), Protocol: dubbo.Display(in.Protocol()), Address: dubbo.Display(in.Address),
-			Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(path), Side: "provider"}
+			Port: in.Port, Application: dubbo.Display(in.Name), Kind: KindApplication, Znode: dubbo.Display(path), Path: path, Side: "provider"}
 		a, err := netip.ParseAddr(strings.Trim(in.Address, "[]"))
 		c.isAddr, c.addr, c.host = err == nil, a.Unmap(), in.Address
 		return c
@@ -72,7 +72,7 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 	}
 	// Clones: the parsed fields are substrings of the decoded URL, which they would keep alive.
 	c.finding = Finding{Service: keep(u.Interface()), Protocol: keep(u.Protocol), Address: keep(u.Host),
-		Port: int(u.Port), Application: keep(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path),
+		Port: int(u.Port), Application: keep(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path), Path: path,
 		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(), Version: keep(u.Param("version")), Group: keep(u.Param("group"))}
 	if e.Kind == zk.KindConsumer {
 		c.finding.Side = "consumer"

@@ -34,6 +34,8 @@ type Finding struct {
 
 	// MissingRoute is the pod route the fabric lacks for the address (see routes.Verdict).
 	MissingRoute *routes.Route `json:"-"`
+	// Path is the znode path unescaped (Znode is escaped for display), for code that acts on it.
+	Path string `json:"-"`
 	// Version and Group are the interface-level URL's version and group parameters (service key).
 	Version string `json:"-"`
 	Group   string `json:"-"`
