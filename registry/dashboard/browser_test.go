@@ -75,7 +75,12 @@ func artifacts(t testing.TB) string {
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	shoot(t, ctx, name, chromedp.FullScreenshot(100))
+}
+
+func shoot(t *testing.T, ctx context.Context, name string, a chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, a)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -281,6 +286,7 @@ func TestBrowser(t *testing.T) {
 		b.eval(`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`, &fcp)
 		t.Logf("overview first contentful paint: %.0f ms", fcp)
 		screenshot(t, ctx, "overview")
+		shoot(t, ctx, "overview-viewport", chromedp.CaptureScreenshot()) // docs/dashboard.png
 	})
 
 	t.Run("unreachable rows with reasons", func(t *testing.T) {

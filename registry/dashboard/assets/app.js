@@ -134,7 +134,7 @@
     main.append(body);
     async function load() {
       let o;
-      try { o = await api('overview'); } catch (e) { showError(body, e); return; }
+      try { o = await api('overview', { changes: 20 }); } catch (e) { showError(body, e); return; }
       const p = o.providers;
       const fresh = h('section', { 'aria-labelledby': 'h-fresh' }, h('h2', { id: 'h-fresh' }, 'Freshness'),
         o.complete ? h('p', { class: 'banner ok' }, 'The last scan read the whole registry.')
@@ -160,7 +160,7 @@
         o.routes ? h('p', null, 'Pod routes: ', o.routes.desired + ' desired on ' + o.routes.nodes + ' node(s), ' + o.routes.published + ' published, ',
           link('/routes', null, o.routes.missing + ' missing'), o.routes.problems ? ', ' + o.routes.problems + ' problem(s)' : '', '.') : null);
       const changes = h('section', { 'aria-labelledby': 'h-chg' }, h('h2', { id: 'h-chg' }, 'Recent changes'),
-        table('Latest differences between successive scans, newest first' + (o.changesDropped ? ' (' + o.changesDropped + ' older not kept)' : ''),
+        table('Latest differences between successive scans, newest first (the last ' + o.changes.length + '; /api/v1/overview?changes=200 has more)',
           [{ label: 'When' }, { label: 'Change' }, { label: 'Service' }, { label: 'Address' }, { label: 'Verdict' }, { label: 'Reason' }],
           o.changes.map((c) => h('tr', null, h('td', null, fmtTime(c.at)), h('td', null, c.change + ' ' + c.side),
             h('td', null, c.change === 'removed' ? c.service : h('a', { href: detailHref(c.znode) }, c.service)), h('td', null, c.address),
