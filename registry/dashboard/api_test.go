@@ -445,6 +445,11 @@ func TestPageAndHeaders(t *testing.T) {
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: status %d, want 405", res.StatusCode)
 	}
+	if res, err := http.Get(s.URL + "/assets/"); err != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("/assets/ lists files: %v %v", res.StatusCode, err)
+	} else {
+		res.Body.Close()
+	}
 	var e apiError
 	if code := s.get(t, "/api/v1/nothing", &e); code != 404 || !strings.Contains(e.Error, "/api/v1/nothing") {
 		t.Errorf("unknown endpoint: %d %+v", code, e)

@@ -91,7 +91,14 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	for _, p := range []string{"/{$}", "/providers", "/consumers", "/registration", "/routes"} {
 		mux.Handle("GET "+p, page)
 	}
-	mux.Handle("GET /assets/", d.secure(http.StripPrefix("/assets/", http.FileServerFS(static))))
+	files := http.StripPrefix("/assets/", http.FileServerFS(static))
+	mux.Handle("GET /assets/", d.secure(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		files.ServeHTTP(w, r)
+	})))
 	api := map[string]http.HandlerFunc{
 		"overview":     d.overview,
 		"providers":    d.list(false),
@@ -142,6 +149,10 @@ func (d *Dashboard) page(w http.ResponseWriter, _ *http.Request) {
 
 // follow indexes every new result as it comes, so that changes between successive results
 // are all recorded even when nobody is looking.
+//
+// Indexing 100,000 registrations takes about 150 ms of CPU, so results that come faster than
+// EventInterval are coalesced: the next index is built for the latest, and its changes are
+// the net difference since the last one indexed.
 func (d *Dashboard) follow(ctx context.Context) {
 	for {
 		ch := d.opts.Holder.Updated()
@@ -150,6 +161,11 @@ func (d *Dashboard) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d.opts.EventInterval):
 		}
 	}
 }
