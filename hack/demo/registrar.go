@@ -52,7 +52,7 @@ func startRegistrar(root, dir, zkAddr string, log io.Writer) (*registrar, error)
 		return nil, fmt.Errorf("compiling the Java registrar: javac: %w\n%s", err, out)
 	}
 	cmd := exec.Command("java", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+		"-XX:-UsePerfData", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
 		"-cp", classes+string(os.PathListSeparator)+harness.ZooKeeperClasspath, "Registrar", zkAddr)
 	cmd.Stderr = log
 	// Its own process group, killed with the demo if the demo dies first.
