@@ -55,7 +55,7 @@ func TestBuildBinary(t *testing.T) {
 
 			f, err := elf.Open(out)
 			require.NoError(t, err)
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			assert.Equal(t, machines[arch], f.Machine, "machine")
 			assert.Equal(t, elf.ELFCLASS64, f.Class)
 			assert.Equal(t, elf.ET_EXEC, f.Type, "a static, non-PIE executable")
