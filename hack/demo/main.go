@@ -156,7 +156,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	d.printf("kubeconfig     %s  (try: kubectl --kubeconfig %s get pods -A)", kubeconfig, kubeconfig)
+	d.printf("kubeconfig     %s", kubeconfig)
 
 	// 2. ZooKeeper.
 	d.stepf("Starting ZooKeeper (Debian's package) on 127.0.0.1")
@@ -337,8 +337,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	} else {
 		fmt.Fprintf(out, "\nAuditor:    %s  (this build's `dubboreach audit` serves no dashboard yet: %smetrics, %sreadyz)\n", base, base, base)
 	}
-	fmt.Fprintf(out, "Try:        KUBECONFIG=%s kubectl label namespace %s dubboreach.io/inject=enabled\n", kubeconfig, nsPlain)
-	fmt.Fprintf(out, "            go run ./cmd/dubboreach check 10.244.3.21 --kubeconfig %s --fabric %s\n", kubeconfig, fabric)
+	fmt.Fprintf(out, "Try:        go run ./cmd/dubboreach check 10.244.3.21 172.17.0.3 192.168.10.13:20880 --kubeconfig %s --fabric %s\n", kubeconfig, fabric)
+	fmt.Fprintf(out, "            go run ./cmd/dubboreach audit --once --zk %s --kubeconfig %s --fabric %s\n", zk.Addr, kubeconfig, fabric)
+	fmt.Fprintf(out, "            kubectl --kubeconfig %s get pods -A -o wide   (if kubectl is installed)\n", kubeconfig)
 
 	if o.exitAfterReady {
 		ready, _ := json.Marshal(map[string]string{"url": base, "zookeeper": zk.Addr, "kubeconfig": kubeconfig, "fabric": fabric, "dir": dir})
