@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dubboreach/dubboreach/registry"
+	"github.com/dubboreach/dubboreach/registry/dashboard"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/routes/cluster"
@@ -337,10 +338,14 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 		if err != nil {
 			return usageError(fmt.Errorf("--listen %s: %w", f.listen, err))
 		}
-		srv := &http.Server{Handler: registry.NewMux(holder, metrics), ReadHeaderTimeout: 10 * time.Second}
+		mux := registry.NewMux(holder, metrics)
+		dashboard.Register(mux, dashboard.Options{Holder: holder, Store: store, Pods: pods,
+			Format: render.Format(f.routeFormat), Context: ctx})
+		// No WriteTimeout: it would cut the dashboard's event stream; srv.Close ends streams.
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()
 		go func() { <-ctx.Done(); _ = srv.Close() }()
-		fmt.Fprintf(stderr, "audit: serving /metrics, /healthz and /readyz on %s\n", ln.Addr())
+		fmt.Fprintf(stderr, "audit: serving the dashboard on http://%s/, the API on /api/v1/, /metrics, /healthz and /readyz\n", ln.Addr())
 	}
 	go func() {
 		if !synced() {
