@@ -415,7 +415,7 @@ func TestPageAndHeaders(t *testing.T) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != 200 {
+		if res.StatusCode != http.StatusOK {
 			t.Errorf("%s: status %d", p, res.StatusCode)
 		}
 		csp := res.Header.Get("Content-Security-Policy")
