@@ -10,10 +10,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# The same command as `make image-binary` (tested there without a Docker engine).
-RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath \
-      -ldflags "-s -w -X github.com/dubboreach/dubboreach/internal/version.Version=$VERSION -X github.com/dubboreach/dubboreach/internal/version.Commit=$COMMIT" \
-      -o /out/dubboreach ./cmd/dubboreach
+# THE build command, shared with `make build` and test/image (which checks its output is static).
+# (ARG values are in the environment of RUN, so VERSION and COMMIT reach the script.)
+RUN hack/build-binary.sh /out/dubboreach $TARGETOS $TARGETARCH
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/dubboreach /dubboreach

@@ -6,8 +6,6 @@ SHELL := /usr/bin/env bash
 BIN      := $(CURDIR)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X github.com/dubboreach/dubboreach/internal/version.Version=$(VERSION) \
-            -X github.com/dubboreach/dubboreach/internal/version.Commit=$(COMMIT)
 GOTEST   ?= go test
 # The tests start real servers (kube-apiserver, etcd, ZooKeeper, Chromium) that find their
 # binaries here.
@@ -23,14 +21,18 @@ tools: ## Install test prerequisites (apt packages; kube-apiserver, etcd, helm, 
 	@hack/install-tools.sh
 
 .PHONY: build
-build: ## Build bin/dubboreach (static)
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dubboreach ./cmd/dubboreach
+build: ## Build bin/dubboreach (static; the same command as the Dockerfile)
+	VERSION=$(VERSION) COMMIT=$(COMMIT) hack/build-binary.sh $(BIN)/dubboreach
 
 .PHONY: test
 test: tools ## Everything: vet, lint, unit, fuzz seeds, envtest, ZooKeeper, race detector
 	go vet ./...
 	$(BIN)/golangci-lint run ./...
 	$(GOTEST) -race -count=1 -timeout 30m ./...
+
+.PHONY: demo
+demo: tools ## The whole system on this machine: API server, ZooKeeper, webhook, auditor, dashboard (Ctrl-C stops)
+	go run ./hack/demo
 
 .PHONY: lint
 lint: tools ## golangci-lint
