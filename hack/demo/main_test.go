@@ -40,6 +40,13 @@ func TestPickListen(t *testing.T) {
 	require.NoError(t, err, "the fallback address is free")
 	require.NoError(t, l2.Close())
 
+	// Port 0 is resolved to the port that was free.
+	got, busy, err = pickListen("127.0.0.1:0")
+	require.NoError(t, err)
+	assert.False(t, busy)
+	assert.NotEqual(t, "127.0.0.1:0", got)
+	assert.Regexp(t, `^127\.0\.0\.1:[1-9]\d*$`, got)
+
 	_, _, err = pickListen("8080")
 	assert.ErrorContains(t, err, "want HOST:PORT")
 }
