@@ -214,6 +214,7 @@ var alertToggles = map[string]string{
 	"DubboreachRegistryScanStale":      "registryScanStale",
 	"DubboreachZooKeeperDisconnected":  "zookeeperDisconnected",
 	"DubboreachAuditorDown":            "auditorDown",
+	"DubboreachFixCapExceeded":         "fixCapExceeded",
 	"DubboreachPodRoutesMissing":       "podRoutesMissing",
 	"DubboreachWebhookErrors":          "webhookErrors",
 	"DubboreachWebhookFailOpen":        "webhookFailOpen",
