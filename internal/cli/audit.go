@@ -16,11 +16,13 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dubboreach/dubboreach/registry"
 	"github.com/dubboreach/dubboreach/registry/dashboard"
+	"github.com/dubboreach/dubboreach/registry/fix"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/routes/cluster"
@@ -79,8 +81,8 @@ type auditFlags struct {
 	once           bool
 	output         string
 	listen         string
-	fix            string
-	dryRun         bool
+	fx             fixFlags
+	auth           string
 	routeFormat    string
 	resync         time.Duration
 	leaderElect    bool
@@ -108,11 +110,17 @@ Without --once the auditor keeps watching: it serves /metrics, /healthz and /rea
 and (with a cluster) writes UnreachableRegistration Events on the pods behind unreachable
 registrations, from the elected leader only.
 
+--fix MODE[,MODE...] (disable, undo-disable, prune, evict; default none) corrects what the audit
+finds; --dry-run plans without changing anything. With --once the plan (--dry-run) or what was
+changed is printed on stdout and the audit's summary on stderr; without --once the leader plans
+and applies after each audit. 'audit restore' puts pruned entries back. See docs/fix.md.
+
 Digest credentials for ZooKeeper ("user:password") are read from --zk-auth-file or from $` + zkAuthEnv + `;
 they are never printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd, &f) },
 	}
+	cmd.AddCommand(newAuditRestoreCommand())
 	fs := cmd.Flags()
 	f.cf.register(fs)
 	fs.StringVar(&f.zk, "zk", "", "ZooKeeper connection string: host:port[,host:port...][/chroot] (required)")
@@ -125,8 +133,7 @@ they are never printed.`,
 	fs.BoolVar(&f.once, "once", false, "scan once, print the result and exit")
 	fs.StringVarP(&f.output, "output", "o", "table", "output format with --once: table|json")
 	fs.StringVar(&f.listen, "listen", "", "address to serve /metrics, /healthz and /readyz on (long-running mode), e.g. :8080")
-	fs.StringVar(&f.fix, "fix", "", "correct registrations (not available in this version)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "with --fix: print the corrections without making them")
+	f.fx.register(fs)
 	fs.StringVar(&f.routeFormat, "route-format", string(render.Linux), "router dialect of the missing routes in explanations: "+strings.Join(formatNames(), "|"))
 	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period of full rescans in long-running mode (watches keep the view current in between)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster: elect a leader so that only one replica writes Events")
@@ -141,8 +148,9 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if _, _, err := zk.ParseServers(f.zk); err != nil {
 		return usageError(err)
 	}
-	if f.fix != "" || f.dryRun {
-		return usageError(errors.New("--fix and --dry-run are not available in this version: audit reports and explains, it does not change registrations"))
+	modes, err := parseFixModes(f.fx.fix)
+	if err != nil {
+		return usageError(err)
 	}
 	if f.output != "table" && f.output != "json" {
 		return usageError(fmt.Errorf("-o %q is not a format; use table or json", f.output))
@@ -153,10 +161,14 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.once && f.listen != "" {
 		return usageError(errors.New("--listen serves a long-running auditor; drop it or --once"))
 	}
+	if err := validateFix(f, modes); err != nil {
+		return usageError(err)
+	}
 	auth, err := zk.AuthFromFile(f.authFile, zkAuthEnv)
 	if err != nil {
 		return usageError(err)
 	}
+	f.auth = auth
 	log := stdr.New(nil).WithName("audit")
 	scan := zk.Config{
 		Options:      zk.Options{Servers: f.zk, Auth: auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()},
@@ -170,12 +182,12 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 		}
 	}
 	if f.once {
-		return auditOnce(cmd, f, scan)
+		return auditOnce(cmd, f, modes, scan)
 	}
-	return auditServe(cmd.Context(), cmd.ErrOrStderr(), f, scan, log)
+	return auditServe(cmd.Context(), cmd.ErrOrStderr(), f, modes, scan, log)
 }
 
-func auditOnce(cmd *cobra.Command, f *auditFlags, scan zk.Config) error {
+func auditOnce(cmd *cobra.Command, f *auditFlags, modes fixModes, scan zk.Config) error {
 	t, inv, err := f.cf.table(cmd.Context())
 	if err != nil {
 		return err
@@ -189,6 +201,9 @@ func auditOnce(cmd *cobra.Command, f *auditFlags, scan zk.Config) error {
 	r, err := registry.Once(cmd.Context(), scan, t, pods, render.Format(f.routeFormat))
 	if err != nil {
 		return usageError(err)
+	}
+	if len(modes) > 0 {
+		return fixOnce(cmd, f, modes, r)
 	}
 	w := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -279,7 +294,7 @@ func hostPortString(host string, port int) string {
 // zkDisplay shows the servers of a connection string (it holds no credentials).
 func zkDisplay(s string) string { return s }
 
-func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Config, log logr.Logger) error {
+func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixModes, scan zk.Config, log logr.Logger) error {
 	fab, err := f.cf.loadFabric()
 	if err != nil {
 		return err
@@ -290,6 +305,20 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 	holder := registry.NewHolder()
 	aud := &registry.Auditor{Scan: scan, Routes: store, Pods: pods, Holder: holder, Metrics: metrics,
 		Format: render.Format(f.routeFormat), Log: log}
+	fixMetrics := fix.NewMetrics()
+	metrics.Registry.MustRegister(fixMetrics.Collectors()...)
+	// One plain connection for single reads and writes: the fixes and the dashboard's detail view.
+	zc, err := zk.NewClient(zk.Options{Servers: f.zk, Auth: f.auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()})
+	if err != nil {
+		return usageError(err)
+	}
+	defer zc.Close()
+	// Without a cluster the single process is the leader.
+	leading := func() bool { return true }
+	var (
+		recorder events.EventRecorder
+		evictor  *fix.Evictor
+	)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -329,9 +358,19 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 		if err := mgr.Add(aud.Events); err != nil {
 			return err
 		}
+		leading, recorder = aud.Events.Leading, aud.Events.Recorder
+		if modes[fix.ModeEvict] {
+			evictor = fix.NewEvictor(mgr.GetClient(), fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions})
+		}
 		go func() { errc <- mgr.Start(ctx) }()
 		// Judge nothing against an empty route table or pod index: wait for the caches.
 		synced = func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }
+	}
+	if len(modes) > 0 {
+		x := newFixer(f, modes, zc, evictor)
+		aud.Hooks = append(aud.Hooks, x.hook(zc, leading, fixMetrics, recorder, log.WithName("fix")))
+		fmt.Fprintf(stderr, "audit: --fix %s%s: the leader plans and applies corrections after each audit\n", modes,
+			map[bool]string{true: " (dry run: nothing is changed)", false: ""}[f.fx.dryRun])
 	}
 	if f.listen != "" {
 		ln, err := net.Listen("tcp", f.listen)
@@ -340,7 +379,7 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, scan zk.Co
 		}
 		mux := registry.NewMux(holder, metrics)
 		dashboard.Register(mux, dashboard.Options{Holder: holder, Store: store, Pods: pods,
-			Format: render.Format(f.routeFormat), Context: ctx})
+			Format: render.Format(f.routeFormat), Context: ctx, ReadZnode: zc.Read})
 		// No WriteTimeout: it would cut the dashboard's event stream; srv.Close ends streams.
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()
