@@ -52,7 +52,7 @@ var (
 	ErrIncompleteScan = errors.New("the ZooKeeper scan is incomplete: no fix is applied until a scan reads every path")
 	// ErrTooManyChanges: the plan holds more changes than the per-cycle cap. Nothing is changed;
 	// the caller sets an alert-worthy metric (dubboreach_fix_cap_exceeded).
-	ErrTooManyChanges = errors.New("the plan holds more changes than --max-fixes-per-cycle allows: nothing was changed")
+	ErrTooManyChanges = errors.New("the plan holds more changes than --max-fix-changes allows: nothing was changed")
 )
 
 // Target is one registration the auditor judged, as the fixes need it. The auditor fills it from

@@ -59,6 +59,11 @@ audit:
   fix: [evict, disable]
   dryRun: true
 `},
+	{"fix-prune", `
+audit:
+  fix: [prune, disable]
+  fixBackup: {existingClaim: dubboreach-backups}
+`},
 	{"no-cert-manager", `
 certManager: {enabled: false}
 webhook:
@@ -267,6 +272,23 @@ func checkAuditDeployment(t *testing.T, objs []runtime.Object, vals string) {
 	if strings.Contains(vals, "evict") {
 		if !slices.Contains(args, "--fix=evict,disable") || !slices.Contains(args, "--dry-run") {
 			t.Errorf("audit.fix [evict, disable] with dryRun not passed on: %v", args)
+		}
+	} else if strings.Contains(vals, "prune") {
+		// prune must be told where to write its backups, on the volume the values name.
+		if !slices.Contains(args, "--fix=prune,disable") || !slices.Contains(args, "--fix-backup-dir=/var/lib/dubboreach/backups") {
+			t.Errorf("audit.fix [prune, disable] not passed on with a backup dir: %v", args)
+		}
+		var claim string
+		for _, v := range spec.Volumes {
+			if v.Name == "backups" && v.PersistentVolumeClaim != nil {
+				claim = v.PersistentVolumeClaim.ClaimName
+			}
+		}
+		mounted := slices.ContainsFunc(spec.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == "backups" && m.MountPath == "/var/lib/dubboreach/backups" && !m.ReadOnly
+		})
+		if claim != "dubboreach-backups" || !mounted {
+			t.Errorf("prune backups: claim %q, mounted %v; want the existing claim dubboreach-backups mounted writable", claim, mounted)
 		}
 	} else if hasFix {
 		t.Errorf("--fix passed although audit.fix is none: %v", args)
