@@ -366,9 +366,11 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixM
 		// Judge nothing against an empty route table or pod index: wait for the caches.
 		synced = func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }
 	}
+	var fixLog *dashboard.FixLog
 	if len(modes) > 0 {
+		fixLog = dashboard.NewFixLog(200)
 		x := newFixer(f, modes, zc, evictor)
-		aud.Hooks = append(aud.Hooks, x.hook(zc, leading, fixMetrics, recorder, log.WithName("fix")))
+		aud.Hooks = append(aud.Hooks, x.hook(zc, leading, fixMetrics, recorder, fixLog, log.WithName("fix")))
 		fmt.Fprintf(stderr, "audit: --fix %s%s: the leader plans and applies corrections after each audit\n", modes,
 			map[bool]string{true: " (dry run: nothing is changed)", false: ""}[f.fx.dryRun])
 	}
@@ -379,7 +381,7 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixM
 		}
 		mux := registry.NewMux(holder, metrics)
 		dashboard.Register(mux, dashboard.Options{Holder: holder, Store: store, Pods: pods,
-			Format: render.Format(f.routeFormat), Context: ctx, ReadZnode: zc.Read})
+			Format: render.Format(f.routeFormat), Context: ctx, ReadZnode: zc.Read, Fixes: fixLog})
 		// No WriteTimeout: it would cut the dashboard's event stream; srv.Close ends streams.
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()

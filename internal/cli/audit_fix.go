@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dubboreach/dubboreach/registry"
+	"github.com/dubboreach/dubboreach/registry/dashboard"
 	"github.com/dubboreach/dubboreach/registry/fix"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
@@ -347,7 +348,7 @@ func writeFixReport(w io.Writer, rep fix.Report) {
 // fixHook returns the Auditor hook of the long-running auditor: on the leader, each published
 // result is planned and applied; results are logged, counted and (with a cluster) recorded as
 // Events on the pod concerned.
-func (x *fixer) hook(c *zk.Client, leading func() bool, m *fix.Metrics, rec events.EventRecorder, log logr.Logger) func(context.Context, *registry.Result) {
+func (x *fixer) hook(c *zk.Client, leading func() bool, m *fix.Metrics, rec events.EventRecorder, fixLog *dashboard.FixLog, log logr.Logger) func(context.Context, *registry.Result) {
 	var mu sync.Mutex
 	var pods map[string]*corev1.ObjectReference // provider ip:port -> its pod, for Events
 	seen := map[string]bool{}                   // results logged last cycle: the rest is news
@@ -370,6 +371,10 @@ func (x *fixer) hook(c *zk.Client, leading func() bool, m *fix.Metrics, rec even
 				kv = append(kv, "error", res.Error)
 			}
 			log.Info("fix", kv...)
+			if fixLog != nil { // the dashboard's Corrections: the same first sightings as the log
+				fixLog.Add(dashboard.FixEntry{At: time.Now(), Mode: ch.Mode, Op: ch.Op, Result: res.Result, Subject: ch.Subject(),
+					Service: ch.Service, Provider: ch.Provider, Path: ch.Path, Reason: ch.Reason, Error: res.Error})
+			}
 		}
 		switch res.Result {
 		case fix.ResultApplied, fix.ResultConflict, fix.ResultRefused, fix.ResultFailed:

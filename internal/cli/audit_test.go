@@ -306,4 +306,24 @@ func TestAuditFixLongRunning(t *testing.T) {
 		return strings.Contains(metrics, `dubboreach_fixes_total{mode="disable",result="applied"} 2`)
 	}, 30*time.Second, 100*time.Millisecond)
 	assert.Contains(t, metrics, "dubboreach_fix_cap_exceeded 0")
+
+	// The same corrections are on the dashboard (its Corrections section reads this).
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/fixes", port))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var fixes struct {
+		Enabled bool `json:"enabled"`
+		Fixes   []struct {
+			Mode, Result, Provider, Path string
+		} `json:"fixes"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&fixes))
+	assert.True(t, fixes.Enabled)
+	var applied []string
+	for _, f := range fixes.Fixes {
+		if f.Mode == "disable" && f.Result == "applied" {
+			applied = append(applied, f.Provider)
+		}
+	}
+	assert.Len(t, applied, 2, "both disable rules shown: %+v", fixes.Fixes)
 }

@@ -166,7 +166,11 @@ func startLive(t *testing.T, bulk int) *live {
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
 	mux := registry.NewMux(holder, metrics)
-	Register(mux, Options{Holder: holder, Store: w.store, Pods: w.pods, Context: ctx, EventInterval: 200 * time.Millisecond,
+	// A correction as `audit --fix` records it, its subject taken from a hostile registration.
+	fixes := NewFixLog(10)
+	fixes.Add(FixEntry{At: time.Now(), Mode: "disable", Op: "create", Result: "applied", Subject: xssService + " at 10.244.2.5:20880",
+		Path: "/dubbo/config/dubbo/com.example.CartService::.configurators", Reason: "unreachable: unpublished-pod-route"})
+	Register(mux, Options{Holder: holder, Store: w.store, Pods: w.pods, Context: ctx, EventInterval: 200 * time.Millisecond, Fixes: fixes,
 		ReadZnode: func(_ context.Context, p string) ([]byte, error) { b, _, err := c.Get(p); return b, err }})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); cancel(); <-done })
@@ -281,6 +285,14 @@ func TestBrowser(t *testing.T) {
 		b.eval(`[...document.querySelectorAll("main td")].map(td => td.textContent).find(s => s.includes("onerror")) || ""`, &cell)
 		if !strings.Contains(cell, `<img src=x onerror=window.__xss=2>`) {
 			t.Errorf("unparseable znode not shown as text: %q", cell)
+		}
+		// The corrections of --fix, the hostile subject as text.
+		var fix string
+		b.eval(`[...document.querySelectorAll("section[aria-labelledby=h-fix] td")].map(td => td.textContent).join("|")`, &fix)
+		for _, want := range []string{"disable create", "applied", xssService + " at 10.244.2.5:20880", "com.example.CartService::.configurators"} {
+			if !strings.Contains(fix, want) {
+				t.Errorf("Corrections section lacks %q: %q", want, fix)
+			}
 		}
 		var fcp float64
 		b.eval(`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`, &fcp)

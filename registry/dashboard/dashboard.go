@@ -39,6 +39,9 @@ type Options struct {
 	Context context.Context
 	// Changes bounds the ring of recent changes (default 200).
 	Changes int
+	// Fixes, when set, is the log of corrections made by `audit --fix` (GET /api/v1/fixes and
+	// the overview's Corrections section).
+	Fixes *FixLog
 	// EventInterval is the shortest time between two server-sent events to one client
 	// (default 1s): a burst of rejudging passes becomes one refresh of the page.
 	EventInterval time.Duration
@@ -107,6 +110,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 		"registration": d.registration,
 		"routes":       d.routesView,
 		"events":       d.events,
+		"fixes":        d.fixes,
 	}
 	for name, h := range api {
 		mux.Handle("GET /api/v1/"+name, d.secure(h))
@@ -117,7 +121,7 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 			writeError(w, http.StatusMethodNotAllowed, apiError{Error: "the API is read-only: use GET"})
 			return
 		}
-		writeError(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.URL.Path + "; see /api/v1/overview, providers, consumers, facets, registration, routes, events"})
+		writeError(w, http.StatusNotFound, apiError{Error: "no such endpoint: " + r.URL.Path + "; see /api/v1/overview, providers, consumers, facets, registration, routes, events, fixes"})
 	})))
 }
 

@@ -135,6 +135,9 @@
     async function load() {
       let o;
       try { o = await api('overview', { changes: 20 }); } catch (e) { showError(body, e); return; }
+      // Corrections of `audit --fix`; the section stays away when the auditor runs without it.
+      let fx = null;
+      try { fx = await api('fixes', { limit: 20 }); } catch (e) { fx = null; }
       const p = o.providers;
       const fresh = h('section', { 'aria-labelledby': 'h-fresh' }, h('h2', { id: 'h-fresh' }, 'Freshness'),
         o.complete ? h('p', { class: 'banner ok' }, 'The last scan read the whole registry.')
@@ -170,7 +173,14 @@
       const bad = h('section', { 'aria-labelledby': 'h-bad' }, h('h2', { id: 'h-bad' }, 'Unparseable entries'),
         table('Znodes that are not registrations' + (o.unparseableTotal > o.unparseable.length ? ' (first ' + o.unparseable.length + ' of ' + o.unparseableTotal + ')' : ''),
           [{ label: 'Znode' }, { label: 'Error' }], o.unparseable.map((u) => h('tr', null, h('td', null, u.znode), h('td', null, u.error))), { empty: 'None.' }));
-      clear(body).append(counts, fresh, changes, bad);
+      const fixes = fx && fx.enabled ? h('section', { 'aria-labelledby': 'h-fix' }, h('h2', { id: 'h-fix' }, 'Corrections'),
+        table('Latest corrections made by audit --fix, newest first (the last ' + fx.fixes.length + '; /api/v1/fixes?limit=500 has more)',
+          [{ label: 'When' }, { label: 'Mode' }, { label: 'Result' }, { label: 'Subject' }, { label: 'Znode' }, { label: 'Why' }],
+          fx.fixes.map((f) => h('tr', null, h('td', null, fmtTime(f.at)), h('td', null, f.mode + (f.op ? ' ' + f.op : '')),
+            h('td', null, f.result), h('td', null, f.subject || f.provider || ''), h('td', null, f.path || ''),
+            h('td', null, f.reason || '', f.error ? ' (' + f.error + ')' : ''))),
+          { empty: 'No correction yet.' })) : null;
+      clear(body).append(...[counts, fresh, changes, fixes, bad].filter(Boolean));
       body.removeAttribute('aria-busy');
     }
     const run = () => load().catch((e) => showError(main, e));
