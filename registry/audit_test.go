@@ -12,8 +12,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/dubboreach/dubboreach/internal/cli"
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 type finding struct {

@@ -15,11 +15,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dubboreach/dubboreach/registry"
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/routes/cluster"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 // replica runs one auditor replica against the cluster, as `audit --listen` does.

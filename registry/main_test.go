@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 // classpath runs the Java registrar compiled once for the package's tests.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/dubboreach/dubboreach/internal/cli"
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 // TestAuditServe runs `dubboreach audit --listen` as the binary would and reads its endpoints.

@@ -14,10 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/dubboreach/dubboreach/registry"
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 type running struct {

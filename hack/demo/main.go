@@ -258,7 +258,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 
 	// 6. Registrations, written by real Java clients.
 	d.stepf("Registering Dubbo providers and consumers in ZooKeeper (Java: URLEncoder names as Dubbo does, Curator ServiceDiscovery)")
-	reg, err := startRegistrar(root, filepath.Join(dir, "registrar"), zk.Addr, d.logFile)
+	reg, err := startRegistrar(filepath.Join(dir, "registrar"), zk.Addr, d.logFile)
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,9 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/dubboreach/dubboreach/registry"
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 // The XSS payloads registered in ZooKeeper: each sets window.__xss if it ever runs.

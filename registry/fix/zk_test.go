@@ -17,8 +17,8 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 // One real ZooKeeper for the package; each test works under its own root.

@@ -12,9 +12,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-zookeeper/zk"
 
-	"github.com/dubboreach/dubboreach/registry/internal/javareg"
 	"github.com/dubboreach/dubboreach/registry/internal/zkseed"
 	"github.com/dubboreach/dubboreach/test/harness"
+	"github.com/dubboreach/dubboreach/test/javareg"
 )
 
 var classpath string

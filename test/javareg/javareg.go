@@ -27,7 +27,7 @@ func Compile(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	src := filepath.Join(root, "registry", "internal", "javareg", "testdata")
+	src := filepath.Join(root, "test", "javareg", "testdata")
 	files := []string{filepath.Join(src, "Registrar.java"), filepath.Join(src, "org", "apache", "dubbo", "registry", "zookeeper", "ZookeeperInstance.java")}
 	if _, err := exec.LookPath("javac"); err != nil {
 		return "", fmt.Errorf("javareg: javac is not installed: run `make tools` (apt-get install default-jdk-headless)")
@@ -63,9 +63,15 @@ func Start(t testing.TB, classpath, zkAddr string) *Client {
 
 // StartProcess is Start for benchmarks' and TestMain's own lifecycle management.
 func StartProcess(classpath, zkAddr string) (*Client, error) {
-	cmd := exec.Command("java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	return StartProcessLog(classpath, zkAddr, io.Discard)
+}
+
+// StartProcessLog is StartProcess with the JVM's stderr written to log (the demo keeps it).
+// No perf data file: a registrar leaves nothing behind in /tmp.
+func StartProcessLog(classpath, zkAddr string, log io.Writer) (*Client, error) {
+	cmd := exec.Command("java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, "Registrar", zkAddr)
-	cmd.Stderr = io.Discard
+	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	in, err := cmd.StdinPipe()
 	if err != nil {
