@@ -360,7 +360,7 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixM
 		}
 		leading, recorder = aud.Events.Leading, aud.Events.Recorder
 		if modes[fix.ModeEvict] {
-			evictor = fix.NewEvictor(mgr.GetClient(), fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions})
+			evictor = fix.NewEvictor(mgr.GetClient(), fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions, MinPodAge: f.fx.minPodAge})
 		}
 		go func() { errc <- mgr.Start(ctx) }()
 		// Judge nothing against an empty route table or pod index: wait for the caches.

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -148,4 +149,30 @@ func TestAuditFixEvict(t *testing.T) {
 		}
 	}
 	untouched("applied")
+
+	// With a minimum age the pod has: the owned pod is evicted through the Eviction API (envtest
+	// has no PodDisruptionBudget for it, so the API server deletes it); the bare pod never is.
+	out, errOut, code = run(t, append(args, "--min-pod-age", "1ms")...)
+	require.Equal(t, ExitOK, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	assert.Equal(t, 1, rep.Count(fix.ResultApplied), out)
+	for _, res := range rep.Results {
+		if res.Result == fix.ResultApplied {
+			require.NotNil(t, res.Change.Pod)
+			assert.Equal(t, ownedName, *res.Change.Pod)
+		}
+	}
+	var got corev1.Pod
+	err = c.Get(ctx, ownedName, &got)
+	assert.True(t, apierrors.IsNotFound(err) || (err == nil && got.DeletionTimestamp != nil),
+		"the owned pod is evicted: err %v, deletionTimestamp %v", err, got.DeletionTimestamp)
+	require.NoError(t, c.Get(ctx, bareName, &got))
+	assert.Equal(t, bare.UID, got.UID)
+	assert.Nil(t, got.DeletionTimestamp, "a bare pod is never evicted")
+	assert.Equal(t, zkBefore, zkTree(t, zc), "evict does not touch ZooKeeper")
+
+	// A non-positive age would evict re-created pods in a loop: refused.
+	_, errOut, code = run(t, append(args, "--min-pod-age", "0s")...)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errOut, "--min-pod-age")
 }

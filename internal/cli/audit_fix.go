@@ -34,6 +34,7 @@ type fixFlags struct {
 	dryRun       bool
 	staleAfter   time.Duration
 	maxEvictions int
+	minPodAge    time.Duration
 	maxChanges   int
 	backupDir    string
 	legacy       bool
@@ -48,6 +49,7 @@ func (f *fixFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "with --fix: plan the corrections and make none (with --once the plan is printed as JSON)")
 	fs.DurationVar(&f.staleAfter, "stale-after", 10*time.Minute, "with --fix prune: how long a persistent entry must stay orphaned before it is deleted (with --once: 0, the only value a single scan can honour)")
 	fs.IntVar(&f.maxEvictions, "max-evictions-per-minute", 5, "with --fix evict: evictions per sliding minute")
+	fs.DurationVar(&f.minPodAge, "min-pod-age", 5*time.Minute, "with --fix evict: pods younger than this are never evicted (a re-created pod gets time to register its new address)")
 	fs.IntVar(&f.maxChanges, "max-fix-changes", 20, "with --fix: cap on changes per cycle; a plan above it changes nothing and sets dubboreach_fix_cap_exceeded")
 	fs.StringVar(&f.backupDir, "fix-backup-dir", "", "with --fix prune: directory for the backup files written before any delete (required unless --dry-run)")
 	fs.BoolVar(&f.legacy, "legacy-override", false, "with --fix disable: also register the 2.6-era override:// URL under <zk-root>/<interface>/configurators")
@@ -118,6 +120,9 @@ func validateFix(f *auditFlags, m fixModes) error {
 		}
 		if x.maxEvictions < 1 {
 			return fmt.Errorf("--max-evictions-per-minute %d: want at least 1", x.maxEvictions)
+		}
+		if x.minPodAge <= 0 {
+			return fmt.Errorf("--min-pod-age %s: want a positive duration (default 5m), or pods re-created by an eviction are evicted again", x.minPodAge)
 		}
 	}
 	if m[fix.ModePrune] {
@@ -285,7 +290,7 @@ func fixOnce(cmd *cobra.Command, f *auditFlags, m fixModes, r *registry.Result) 
 		if err != nil {
 			return usageError(fmt.Errorf("connecting to the cluster: %w", err))
 		}
-		ev = fix.NewEvictor(cl, fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions})
+		ev = fix.NewEvictor(cl, fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions, MinPodAge: f.fx.minPodAge})
 	}
 	x := newFixer(f, m, c, ev)
 	plan, err := x.plan(ctx, r, time.Now())
