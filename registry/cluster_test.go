@@ -46,15 +46,9 @@ func TestAuditAgainstCluster(t *testing.T) {
 		}
 	}
 	must(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}}))
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}, Spec: corev1.NodeSpec{PodCIDR: "10.244.2.0/24", PodCIDRs: []string{"10.244.2.0/24"}}}
-	must(c.Create(ctx, node))
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.132.2.12"}}
-	must(c.Status().Update(ctx, node))
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "billing-1", Namespace: "legacy"},
-		Spec: corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "app", Image: "billing"}}}}
-	must(c.Create(ctx, pod))
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: "10.132.2.12", PodIP: "10.244.2.6", PodIPs: []corev1.PodIP{{IP: "10.244.2.6"}}}
-	must(c.Status().Update(ctx, pod))
+	harness.CreateNode(t, c, "node-b", "10.244.2.0/24", "10.132.2.12")
+	harness.RunPod(t, c, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "billing-1", Namespace: "legacy"},
+		Spec: corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "app", Image: "billing"}}}}, "10.132.2.12", "10.244.2.6")
 
 	z := harness.StartZooKeeper(t)
 	j := javareg.Start(t, classpath, z.Addr)

@@ -72,15 +72,10 @@ func TestEventsOnUnreachablePods(t *testing.T) {
 		}
 	}
 	must(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{registry.LabelInject: "enabled"}}}))
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}, Spec: corev1.NodeSpec{PodCIDR: "10.244.2.0/24", PodCIDRs: []string{"10.244.2.0/24"}}}
-	must(c.Create(ctx, node))
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.132.2.12"}}
-	must(c.Status().Update(ctx, node))
+	harness.CreateNode(t, c, "node-b", "10.244.2.0/24", "10.132.2.12")
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart-1", Namespace: "shop"},
 		Spec: corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "app", Image: "cart"}}}}
-	must(c.Create(ctx, pod))
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: "10.132.2.12", PodIP: "10.244.2.5", PodIPs: []corev1.PodIP{{IP: "10.244.2.5"}}}
-	must(c.Status().Update(ctx, pod))
+	harness.RunPod(t, c, pod, "10.132.2.12", "10.244.2.5")
 
 	z := harness.StartZooKeeper(t)
 	j := javareg.Start(t, classpath, z.Addr)

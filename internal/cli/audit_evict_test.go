@@ -41,11 +41,7 @@ func TestAuditFixEvict(t *testing.T) {
 
 	require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop",
 		Labels: map[string]string{fix.LabelInject: "enabled"}}}))
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"},
-		Spec: corev1.NodeSpec{PodCIDR: "10.244.2.0/24", PodCIDRs: []string{"10.244.2.0/24"}}}
-	require.NoError(t, c.Create(ctx, node))
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.132.2.12"}}
-	require.NoError(t, c.Status().Update(ctx, node))
+	harness.CreateNode(t, c, "node-b", "10.244.2.0/24", "10.132.2.12")
 
 	labels := map[string]string{"app": "cart"}
 	one, yes := int32(1), true
@@ -55,13 +51,7 @@ func TestAuditFixEvict(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "cart"}}}}}}
 	require.NoError(t, c.Create(ctx, rs))
 
-	running := func(pod *corev1.Pod, ip string) {
-		t.Helper()
-		require.NoError(t, c.Create(ctx, pod))
-		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, HostIP: "10.132.2.12", PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}},
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-		require.NoError(t, c.Status().Update(ctx, pod))
-	}
+	running := func(pod *corev1.Pod, ip string) { t.Helper(); harness.RunPod(t, c, pod, "10.132.2.12", ip) }
 	owned := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cart-7d9f-x2k4p", Namespace: "shop", Labels: labels,
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID,
 			Controller: &yes, BlockOwnerDeletion: &yes}}},

@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,19 +33,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = env.Stop()
 	os.Exit(code)
-}
-
-func createNode(t *testing.T, c client.Client, name, podCIDR, ip string) *corev1.Node {
-	t.Helper()
-	ctx := context.Background()
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if podCIDR != "" {
-		n.Spec.PodCIDR, n.Spec.PodCIDRs = podCIDR, []string{podCIDR}
-	}
-	require.NoError(t, c.Create(ctx, n))
-	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
-	require.NoError(t, c.Status().Update(ctx, n))
-	return n
 }
 
 func block(name, cidr, node string) *unstructured.Unstructured {
@@ -92,14 +77,14 @@ func TestStoreFollowsCluster(t *testing.T) {
 		require.Eventually(t, func() bool { return routeSet(store) == want }, 20*time.Second, 20*time.Millisecond, "want %q, have %q", want, routeSet(store))
 	}
 
-	n1 := createNode(t, c, "node1", "10.131.10.0/24", "10.132.2.22")
+	n1 := harness.CreateNode(t, c, "node1", "10.131.10.0/24", "10.132.2.22")
 	eventually("node1 10.131.10.0/24 via 10.132.2.22")
 	v := store.Table().Check(netip.MustParseAddr("10.131.10.5"))
 	assert.Equal(t, routes.ReasonUnpublishedPodRoute, v.Reason)
 	assert.Equal(t, "node1", v.Node())
 
 	// A node joins without a pod CIDR; the controller manager assigns one later.
-	n2 := createNode(t, c, "node2", "", "10.132.2.23")
+	n2 := harness.CreateNode(t, c, "node2", "", "10.132.2.23")
 	eventually("node1 10.131.10.0/24 via 10.132.2.22")
 	n2.Spec.PodCIDR, n2.Spec.PodCIDRs = "10.131.73.0/24", []string{"10.131.73.0/24"}
 	require.NoError(t, c.Update(ctx, n2))
@@ -109,7 +94,7 @@ func TestStoreFollowsCluster(t *testing.T) {
 	// node1 is deleted and registers again (new UID) with a new pod CIDR: no stale route.
 	require.NoError(t, c.Delete(ctx, n1))
 	eventually("node2 10.131.73.0/24 via 10.132.2.23")
-	n1b := createNode(t, c, "node1", "10.131.11.0/24", "10.132.2.22")
+	n1b := harness.CreateNode(t, c, "node1", "10.131.11.0/24", "10.132.2.22")
 	require.NotEqual(t, n1.UID, n1b.UID)
 	eventually("node1 10.131.11.0/24 via 10.132.2.22; node2 10.131.73.0/24 via 10.132.2.23")
 	assert.Equal(t, routes.Unknown, store.Table().Check(netip.MustParseAddr("10.131.10.5")).Status)
@@ -142,7 +127,7 @@ dubboreach_pod_routes{state="published"} 1
 func TestLoad(t *testing.T) {
 	ctx := harness.Context(t)
 	c := env.Client
-	createNode(t, c, "load-a", "10.50.0.0/24", "192.0.2.10")
+	harness.CreateNode(t, c, "load-a", "10.50.0.0/24", "192.0.2.10")
 	b := block("10-60-0-0-26", "10.60.0.0/26", "load-a")
 	require.NoError(t, c.Create(ctx, b))
 	t.Cleanup(func() { _ = c.Delete(context.Background(), b) })

@@ -21,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -57,8 +56,8 @@ func TestEndToEnd(t *testing.T) {
 	kubeSystem.Labels[webhook.LabelInject] = webhook.InjectEnabled
 	require.NoError(t, c.Update(ctx, &kubeSystem))
 
-	createNode(t, c, "node-a", "10.244.0.0/24", "192.168.0.10")
-	createNode(t, c, "node-b", "10.244.1.0/24", "192.168.0.11")
+	harness.CreateNode(t, c, "node-a", "10.244.0.0/24", "192.168.0.10")
+	harness.CreateNode(t, c, "node-b", "10.244.1.0/24", "192.168.0.11")
 
 	fab := routes.DefaultFabric()
 	fab.Installed = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/24"), netip.MustParsePrefix("10.244.1.0/24")}
@@ -126,7 +125,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("auto mode follows nodes' routes", func(t *testing.T) {
 		// A node joins whose pod route nobody installed on the gateway.
-		createNode(t, c, "node-c", "10.244.2.0/24", "192.168.0.12")
+		harness.CreateNode(t, c, "node-c", "10.244.2.0/24", "192.168.0.12")
 		waitLabel(t, c, "node-c", webhook.PodRouteMissing)
 		eventually(t, "auto mode picks the host IP", func() error { return dryRunMode(ctx, c, webhook.ModeHost) })
 		pod := newPod("shop", "host-mode")
@@ -185,7 +184,7 @@ func TestEndToEnd(t *testing.T) {
 		o.MetricsBindAddress, o.HealthProbeBindAddress = "0", fmt.Sprintf("127.0.0.1:%d", probePort)
 		startRun(t, ctx, o)
 		eventually(t, "restarted webhook ready", func() error { return getOK(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)) })
-		createNode(t, c, "node-d", "10.244.3.0/24", "192.168.0.13")
+		harness.CreateNode(t, c, "node-d", "10.244.3.0/24", "192.168.0.13")
 		waitLabel(t, c, "node-d", webhook.PodRouteMissing)
 		eventually(t, "auto mode pins pods", func() error { return dryRunMode(ctx, c, webhook.ModePod) })
 
@@ -225,21 +224,6 @@ func startRun(t *testing.T, ctx context.Context, o Options) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-func createNode(t *testing.T, c client.Client, name, podCIDR, ip string) {
-	t.Helper()
-	ctx := context.Background()
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: []string{podCIDR}}}
-	require.NoError(t, c.Create(ctx, n))
-	// The node-label controller may label the node in between: retry on conflict.
-	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(n), n); err != nil {
-			return err
-		}
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
-		return c.Status().Update(ctx, n)
-	}))
 }
 
 func newPod(ns, name string) *corev1.Pod {
