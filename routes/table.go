@@ -89,6 +89,8 @@ type Table struct {
 
 	lookup *bart.Table[*entry]
 	nodes  map[string]int // name -> index in Nodes
+	// coverage is Coverage's answer, counted once: the webhook asks on every admission.
+	coveredNodes, routedNodes int
 }
 
 type entryKind uint8
@@ -361,6 +363,12 @@ func (b *builder) finish(nodes []Node, pub Publisher) {
 	slices.SortFunc(t.Nodes, func(x, y NodeState) int { return strings.Compare(x.Name, y.Name) })
 	for i, n := range t.Nodes {
 		t.nodes[n.Name] = i
+		if n.Routes > 0 {
+			t.routedNodes++
+			if n.AllPublished() {
+				t.coveredNodes++
+			}
+		}
 	}
 }
 
@@ -386,15 +394,4 @@ func (t *Table) Missing() []Route {
 
 // Coverage counts nodes whose pod routes are all published, and nodes with routes at all.
 // The webhook's auto mode chooses pod or host addresses from it.
-func (t *Table) Coverage() (published, total int) {
-	for _, n := range t.Nodes {
-		if n.Routes == 0 {
-			continue
-		}
-		total++
-		if n.AllPublished() {
-			published++
-		}
-	}
-	return published, total
-}
+func (t *Table) Coverage() (published, total int) { return t.coveredNodes, t.routedNodes }
