@@ -99,10 +99,9 @@ const (
 type Result struct {
 	Outcome Outcome
 	Mode    Mode // ModeNone when skipped before a decision
-	// Reason explains a skip in words (for logs); Record explains an injection.
+	// Reason explains a skip in words (for logs); the patch's dubboreach.io/injected
+	// annotation explains an injection.
 	Reason string
-	// Record is what the dubboreach.io/injected annotation holds; nil when the pod is left alone.
-	Record *Record
 	// Patch is the JSON patch (RFC 6902) to apply; empty when nothing changes.
 	Patch    []PatchOp
 	Warnings []string
@@ -195,13 +194,16 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns *corev1.Namespace) (Result, error
 
 	rec := &Record{}
 	requireAffinity := false
-	prev := previousRecord(pod)
+	var prev *Record // only a routes decision is remembered: parse the old record only then
+	if mode == ModeAuto && !pod.Spec.HostNetwork {
+		prev = previousRecord(pod)
+	}
 	switch {
 	case pod.Spec.HostNetwork:
 		// The pod IP of a hostNetwork pod is its node's IP, and the container port is the host's.
 		rec.Mode, rec.Field, rec.Source = ModeHost, fieldPodIP, SourceHostNetwork
 		rec.Reason = "hostNetwork pod: its pod IP is the node's IP"
-	case prev != nil && mode == ModeAuto && prev.Source == SourceRoutes:
+	case prev != nil && prev.Source == SourceRoutes:
 		// A reinvocation (or a second look at a pod we already mutated): keep the first routes
 		// decision, so that a route change between the passes cannot flip the address. An
 		// explicit annotation needs no memory: it decides the same way every time.
@@ -271,7 +273,7 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns *corev1.Namespace) (Result, error
 	}
 	patch = appendAnnotationPatch(patch, pod, AnnotationInjected, string(value))
 
-	out := Result{Outcome: OutcomeSkipped, Mode: rec.Mode, Record: rec, Patch: patch, Warnings: warnings}
+	out := Result{Outcome: OutcomeSkipped, Mode: rec.Mode, Patch: patch, Warnings: warnings}
 	if injected {
 		out.Outcome = OutcomeInjected
 	} else {
