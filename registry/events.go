@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
+
+	"github.com/dubboreach/dubboreach/routes"
 )
 
 // ReasonUnreachableRegistration is the reason of the Events written on pods.
@@ -96,8 +98,11 @@ func (e *Events) Observe(r *Result) int {
 	written := 0
 	for i := range r.Providers {
 		f := &r.Providers[i]
+		if f.Verdict != routes.Unreachable {
+			continue
+		}
 		pod := podRef(f)
-		if f.Verdict != "unreachable" || pod == nil {
+		if pod == nil {
 			continue
 		}
 		key := string(f.PodUID) + "\x00" + f.Znode

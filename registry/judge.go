@@ -28,6 +28,10 @@ type Judge struct {
 	// Format renders missing routes in explanations (default linux: ip route replace ...).
 	Format render.Format
 	cache  map[string]*cached
+	// routeMsgs holds the rendered explanation of each missing route of routeTable: thousands
+	// of registrations behind one node share a handful of routes.
+	routeMsgs  map[*routes.Route]string
+	routeTable *routes.Table
 }
 
 // cached is what one znode parsed to (display-ready, without the URL's parameter map, to keep
@@ -98,6 +102,9 @@ func keep(s string) string {
 func (j *Judge) Judge(snap zk.Snapshot, t *routes.Table, pods *PodView) *Result {
 	if j.Format == "" {
 		j.Format = render.Linux
+	}
+	if j.routeTable != t {
+		j.routeMsgs, j.routeTable = map[*routes.Route]string{}, t
 	}
 	next := make(map[string]*cached, len(snap.Entries))
 	r := &Result{
@@ -238,6 +245,17 @@ func explainPod(f *Finding, m Match, release string) []string {
 
 // missingRoute explains an unpublished pod route and renders it for the network team.
 func (j *Judge) missingRoute(r *routes.Route) string {
+	if msg, ok := j.routeMsgs[r]; ok {
+		return msg
+	}
+	msg := j.renderMissingRoute(r)
+	if j.routeMsgs != nil {
+		j.routeMsgs[r] = msg
+	}
+	return msg
+}
+
+func (j *Judge) renderMissingRoute(r *routes.Route) string {
 	msg := fmt.Sprintf("The pod route of node %s, %s, is not published on the fabric", r.Node, r.String())
 	var b strings.Builder
 	if r.NextHop.IsValid() && render.Render(&b, j.Format, []render.Entry{{Prefix: r.Prefix, NextHop: r.NextHop, Node: r.Node}}, render.Options{}) == nil {
@@ -246,7 +264,7 @@ func (j *Judge) missingRoute(r *routes.Route) string {
 	return msg + fmt.Sprintf(" (all missing routes: `dubboreach routes --missing -o %s`).", j.Format)
 }
 
-// PodOf returns the pod object to attach Events to; nil if unknown.
+// podRef returns the pod object to attach Events to; nil if unknown.
 func podRef(f *Finding) *corev1.Pod {
 	if f.PodUID == "" || f.PodName == "" {
 		return nil
