@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -243,8 +244,15 @@ func SetupWithManager(mgr ctrl.Manager, x *PodIndex) error {
 		return fmt.Errorf("pod informer: %w (the identity needs get/list/watch on pods)", err)
 	}
 	if _, err := podInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { upsertPod(x, o) },
-		UpdateFunc: func(_, o any) { upsertPod(x, o) },
+		AddFunc: func(o any) { upsertPod(x, o) },
+		UpdateFunc: func(old, o any) {
+			if op, ok := old.(*corev1.Pod); ok {
+				if p, ok := o.(*corev1.Pod); ok && !podChanged(op, p) {
+					return
+				}
+			}
+			upsertPod(x, o)
+		},
 		DeleteFunc: func(o any) {
 			if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 				o = t.Obj
@@ -282,6 +290,21 @@ func SetupWithManager(mgr ctrl.Manager, x *PodIndex) error {
 		<-ctx.Done()
 		return nil
 	}))
+}
+
+// podChanged says whether an update can matter to the index. Most pod updates are the kubelet's
+// status reports (conditions, container states) and resyncs; each one would otherwise rebuild
+// the pod view and rejudge every registration. Everything but those fields is compared.
+func podChanged(old, p *corev1.Pod) bool {
+	strip := func(p *corev1.Pod) corev1.Pod {
+		c := *p
+		c.ResourceVersion, c.ManagedFields = "", nil
+		c.Status.Conditions, c.Status.ContainerStatuses = nil, nil
+		c.Status.InitContainerStatuses, c.Status.EphemeralContainerStatuses = nil, nil
+		return c
+	}
+	a, b := strip(old), strip(p)
+	return !equality.Semantic.DeepEqual(&a, &b)
 }
 
 func upsertPod(x *PodIndex, o any) {
