@@ -58,13 +58,6 @@ func (s *Store) touch() {
 	}
 }
 
-// Invalidate forces a rebuild, e.g. when a Publisher's view of what is published changed.
-func (s *Store) Invalidate() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.touch()
-}
-
 // SetFabric replaces the fabric (a reloaded fabric file).
 func (s *Store) SetFabric(f *Fabric) {
 	s.mu.Lock()

@@ -381,7 +381,8 @@ func (t *Table) Node(name string) (NodeState, bool) {
 	return t.Nodes[i], true
 }
 
-// Missing returns the desired routes that are not published and can be rendered.
+// Missing returns the desired routes that are not published, including routes without a next
+// hop (which cannot be rendered; callers that render skip them and report the problem).
 func (t *Table) Missing() []Route {
 	var out []Route
 	for _, r := range t.Routes {

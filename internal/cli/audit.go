@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,21 +28,11 @@ import (
 	"github.com/dubboreach/dubboreach/routes/render"
 )
 
-// auditFindingJSON is one provider or consumer of `audit --once -o json` (DESIGN.md).
+// auditFindingJSON is one provider or consumer of `audit --once -o json` (DESIGN.md): the
+// Finding's own JSON fields, with the missing route in the shape `check -o json` uses.
 type auditFindingJSON struct {
-	Service      string            `json:"service"`
-	Protocol     string            `json:"protocol,omitempty"`
-	Address      string            `json:"address"`
-	Port         int               `json:"port,omitempty"`
-	Application  string            `json:"application,omitempty"`
-	Kind         string            `json:"kind"`
-	Znode        string            `json:"znode"`
-	Verdict      routes.Status     `json:"verdict"`
-	Reason       routes.Reason     `json:"reason"`
-	Node         string            `json:"node,omitempty"`
-	Pod          string            `json:"pod,omitempty"`
+	registry.Finding
 	MissingRoute *missingRouteJSON `json:"missingRoute,omitempty"`
-	Explanation  string            `json:"explanation,omitempty"`
 }
 
 // auditJSON is the document of `audit --once -o json` (DESIGN.md).
@@ -60,9 +49,7 @@ func toAuditJSON(r *registry.Result) auditJSON {
 	conv := func(fs []registry.Finding) []auditFindingJSON {
 		out := make([]auditFindingJSON, len(fs))
 		for i, f := range fs {
-			out[i] = auditFindingJSON{Service: f.Service, Protocol: f.Protocol, Address: f.Address, Port: f.Port,
-				Application: f.Application, Kind: f.Kind, Znode: f.Znode, Verdict: f.Verdict, Reason: f.Reason,
-				Node: f.Node, Pod: f.Pod, MissingRoute: newMissingRouteJSON(f.MissingRoute), Explanation: f.Explanation}
+			out[i] = auditFindingJSON{Finding: f, MissingRoute: newMissingRouteJSON(f.MissingRoute)}
 		}
 		return out
 	}
@@ -134,7 +121,7 @@ they are never printed.`,
 	fs.StringVarP(&f.output, "output", "o", "table", "output format with --once: table|json")
 	fs.StringVar(&f.listen, "listen", "", "address to serve /metrics, /healthz and /readyz on (long-running mode), e.g. :8080")
 	f.fx.register(fs)
-	fs.StringVar(&f.routeFormat, "route-format", string(render.Linux), "router dialect of the missing routes in explanations: "+strings.Join(formatNames(), "|"))
+	fs.StringVar(&f.routeFormat, "route-format", string(render.Linux), "router dialect of the missing routes in explanations: "+strings.Join(render.Names(), "|"))
 	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period of full rescans in long-running mode (watches keep the view current in between)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster: elect a leader so that only one replica writes Events")
 	fs.StringVar(&f.leaderNS, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
@@ -155,8 +142,8 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return usageError(fmt.Errorf("-o %q is not a format; use table or json", f.output))
 	}
-	if !slices.Contains(formatNames(), f.routeFormat) {
-		return usageError(fmt.Errorf("--route-format %q is not a router dialect; use one of %s", f.routeFormat, strings.Join(formatNames(), ", ")))
+	if !slices.Contains(render.Names(), f.routeFormat) {
+		return usageError(fmt.Errorf("--route-format %q is not a router dialect; use one of %s", f.routeFormat, strings.Join(render.Names(), ", ")))
 	}
 	if f.once && f.listen != "" {
 		return usageError(errors.New("--listen serves a long-running auditor; drop it or --once"))
@@ -207,9 +194,7 @@ func auditOnce(cmd *cobra.Command, f *auditFlags, modes fixModes, scan zk.Config
 	}
 	w := cmd.OutOrStdout()
 	if f.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(toAuditJSON(r)); err != nil {
+		if err := writeJSON(w, toAuditJSON(r)); err != nil {
 			return err
 		}
 	} else if err := writeAuditTable(w, f.zk, r); err != nil {
@@ -241,7 +226,7 @@ func writeAuditTable(w io.Writer, servers string, r *registry.Result) error {
 	if !r.Complete {
 		state = fmt.Sprintf("INCOMPLETE: %d path(s) not read; findings below may be missing entries", len(r.Missing))
 	}
-	fmt.Fprintf(w, "ZooKeeper %s: %s\n", zkDisplay(servers), state)
+	fmt.Fprintf(w, "ZooKeeper %s: %s\n", servers, state)
 	s := r.Summary
 	fmt.Fprintf(w, "Providers: %d (reachable %d, unreachable %d, unknown %d); unparseable entries: %d; consumers: %d\n\n",
 		s.Total-s.Unparseable, s.Reachable, s.Unreachable, s.Unknown, s.Unparseable, len(r.Consumers))
@@ -291,9 +276,6 @@ func hostPortString(host string, port int) string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
-// zkDisplay shows the servers of a connection string (it holds no credentials).
-func zkDisplay(s string) string { return s }
-
 func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixModes, scan zk.Config, log logr.Logger) error {
 	fab, err := f.cf.loadFabric()
 	if err != nil {
@@ -307,12 +289,15 @@ func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixM
 		Format: render.Format(f.routeFormat), Log: log}
 	fixMetrics := fix.NewMetrics()
 	metrics.Registry.MustRegister(fixMetrics.Collectors()...)
-	// One plain connection for single reads and writes: the fixes and the dashboard's detail view.
-	zc, err := zk.NewClient(zk.Options{Servers: f.zk, Auth: f.auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()})
-	if err != nil {
-		return usageError(err)
+	// One plain connection for single reads and writes: the fixes and the dashboard's detail
+	// view. A plain auditor needs neither, and keeps no second session open.
+	var zc *zk.Client
+	if len(modes) > 0 || f.listen != "" {
+		if zc, err = zk.NewClient(zk.Options{Servers: f.zk, Auth: f.auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()}); err != nil {
+			return usageError(err)
+		}
+		defer zc.Close()
 	}
-	defer zc.Close()
 	// Without a cluster the single process is the leader.
 	leading := func() bool { return true }
 	var (

@@ -160,7 +160,7 @@ func newFixer(f *auditFlags, m fixModes, c *zk.Client, ev *fix.Evictor) *fixer {
 		},
 		exec: &fix.Executor{ZK: c, Evictor: ev, MaxChanges: f.fx.maxChanges, DryRun: f.fx.dryRun, BackupDir: f.fx.backupDir,
 			RestoreCommand: func(file string) string {
-				return "dubboreach audit restore --zk " + shellQuote(zkDisplay(f.zk)) + " --backup " + shellQuote(file)
+				return "dubboreach audit restore --zk " + shellQuote(f.zk) + " --backup " + shellQuote(file)
 			}},
 	}
 	if !f.once {
@@ -278,7 +278,7 @@ func fixOnce(cmd *cobra.Command, f *auditFlags, m fixModes, r *registry.Result) 
 	rctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
 	defer cancel()
 	if err := c.Ready(rctx); err != nil {
-		return &exitError{code: ExitFindings, err: fmt.Errorf("ZooKeeper %s for the fixes: %w; nothing was changed", zkDisplay(f.zk), err)}
+		return &exitError{code: ExitFindings, err: fmt.Errorf("ZooKeeper %s for the fixes: %w; nothing was changed", f.zk, err)}
 	}
 	var ev *fix.Evictor
 	if m[fix.ModeEvict] {
@@ -499,7 +499,7 @@ restored, 2 on a usage or configuration error.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), connectTimeout)
 			defer cancel()
 			if err := c.Ready(ctx); err != nil {
-				return &exitError{code: ExitFindings, err: fmt.Errorf("ZooKeeper %s: %w; nothing was restored", zkDisplay(servers), err)}
+				return &exitError{code: ExitFindings, err: fmt.Errorf("ZooKeeper %s: %w; nothing was restored", servers, err)}
 			}
 			results := fix.Restore(c, b)
 			if output == "json" {

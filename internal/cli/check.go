@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
+	"net/netip"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -56,11 +56,13 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 			}
 			// Parse every argument before touching the cluster: a typo is a usage error.
 			addrs := make([]checkJSON, len(args))
+			ips := make([]netip.Addr, len(args))
 			for i, a := range args {
-				if _, _, err := routes.ParseAddress(a); err != nil {
+				ip, _, err := routes.ParseAddress(a)
+				if err != nil {
 					return usageError(err)
 				}
-				addrs[i].Address = a
+				addrs[i].Address, ips[i] = a, ip
 			}
 			t, inv, err := cf.table(cmd.Context())
 			if err != nil {
@@ -69,8 +71,7 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 			warnIgnored(cmd.ErrOrStderr(), inv)
 			allReachable := true
 			for i := range addrs {
-				ip, _, _ := routes.ParseAddress(addrs[i].Address)
-				v := t.Check(ip)
+				v := t.Check(ips[i])
 				addrs[i].Verdict, addrs[i].Reason = v.Status, v.Reason
 				addrs[i].Node, addrs[i].Prefix = v.Node(), prefixString(v.Prefix)
 				addrs[i].MissingRoute = newMissingRouteJSON(v.MissingRoute())
@@ -80,9 +81,7 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(addrs); err != nil {
+				if err := writeJSON(w, addrs); err != nil {
 					return err
 				}
 			} else {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dubboreach/dubboreach/routes/render"
 )
 
 const (
@@ -34,7 +36,7 @@ func TestRoutesMissingCiscoIOS(t *testing.T) {
 }
 
 func TestRoutesAllRouterFormatsRender(t *testing.T) {
-	for _, f := range formatNames() {
+	for _, f := range render.Names() {
 		t.Run(f, func(t *testing.T) {
 			out, errOut, code := run(t, "routes", "-o", f, "--inventory", flannelInventory, "--fabric", flannelFabric)
 			require.Equal(t, 0, code, errOut)

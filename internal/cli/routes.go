@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -42,14 +41,14 @@ func newRoutesCommand() *cobra.Command {
 		remove  bool
 	)
 	structured := []string{"table", "json", "yaml"}
-	formats := append(slices.Clone(structured), formatNames()...)
+	formats := append(slices.Clone(structured), render.Names()...)
 	cmd := &cobra.Command{
 		Use:   "routes",
 		Short: "Print the pod routes the external fabric needs, for people or for routers",
 		Long: `Print the pod routes (pod prefix -> node address) the network outside the cluster needs.
 
 -o table|json|yaml show every route with its published state and the problems found;
--o ` + strings.Join(formatNames(), "|") + ` print router configuration.
+-o ` + strings.Join(render.Names(), "|") + ` print router configuration.
 --missing keeps only the routes not yet published; --stale selects routes installed on the
 gateway (podRoutes.installed) that no node needs any more; --remove prints the commands that
 remove the selected routes.`,
@@ -95,14 +94,6 @@ remove the selected routes.`,
 	return cmd
 }
 
-func formatNames() []string {
-	out := make([]string, len(render.Formats))
-	for i, f := range render.Formats {
-		out[i] = string(f)
-	}
-	return out
-}
-
 func selectRoutes(t *routes.Table, missing, stale bool) []routes.Route {
 	switch {
 	case stale:
@@ -134,9 +125,7 @@ func writeStructured(w io.Writer, format string, t *routes.Table, sel []routes.R
 	}
 	switch format {
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
+		return writeJSON(w, doc)
 	case "yaml":
 		out, err := yaml.Marshal(doc)
 		if err != nil {

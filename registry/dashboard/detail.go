@@ -98,14 +98,6 @@ type Command struct {
 	Note string `json:"note,omitempty"`
 }
 
-func formatNames() []string {
-	out := make([]string, len(render.Formats))
-	for i, f := range render.Formats {
-		out[i] = string(f)
-	}
-	return out
-}
-
 func (d *Dashboard) registration(w http.ResponseWriter, r *http.Request) {
 	v, e := params(r, "znode", "format")
 	if e != nil {
@@ -117,7 +109,7 @@ func (d *Dashboard) registration(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, apiError{Error: "znode is required: the registration's znode path, as listed by /api/v1/providers", Parameter: "znode"})
 		return
 	}
-	format, e := oneOf(v, "format", formatNames(), string(d.opts.Format))
+	format, e := oneOf(v, "format", render.Names(), string(d.opts.Format))
 	if e != nil {
 		writeError(w, http.StatusBadRequest, *e)
 		return
@@ -198,7 +190,7 @@ func shellQuote(s string) string {
 func (d *Dashboard) fix(f *registry.Finding, format render.Format) Fix {
 	var fx Fix
 	if mr := f.MissingRoute; mr != nil {
-		rf := &RouteFix{Route: *routeJSON(mr), Format: string(format), Formats: formatNames(),
+		rf := &RouteFix{Route: *routeJSON(mr), Format: string(format), Formats: render.Names(),
 			All: "dubboreach routes --missing -o " + string(format)}
 		var b strings.Builder
 		if !mr.NextHop.IsValid() {

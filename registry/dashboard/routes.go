@@ -61,7 +61,7 @@ func (d *Dashboard) routesView(w http.ResponseWriter, r *http.Request) {
 }
 
 func buildRoutesView(t *routes.Table) *RoutesView {
-	v := &RoutesView{Nodes: []NodeRoutes{}, Problems: t.Problems, Stale: []string{}, Formats: formatNames(),
+	v := &RoutesView{Nodes: []NodeRoutes{}, Problems: t.Problems, Stale: []string{}, Formats: render.Names(),
 		Missing: map[string]string{}, All: map[string]string{}, RemoveStale: map[string]string{}}
 	if v.Problems == nil {
 		v.Problems = []routes.Problem{}

@@ -47,6 +47,15 @@ type Options struct {
 // Formats lists the router formats in the order the CLI documents them.
 var Formats = []Format{CiscoIOS, CiscoNXOS, Junos, Huawei, H3C, Linux, NetTools, FRR, BIRD}
 
+// Names returns Formats as strings, for flag help, validation and API answers.
+func Names() []string {
+	out := make([]string, len(Formats))
+	for i, f := range Formats {
+		out[i] = string(f)
+	}
+	return out
+}
+
 // dialect renders single routes. add and del append one line, newline included; del is called
 // with an invalid next hop only when noHopRemove is true.
 type dialect struct {
