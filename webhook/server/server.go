@@ -134,16 +134,11 @@ func runCluster(ctx context.Context, o Options) error {
 	if err := cluster.SetupWithManager(mgr, store); err != nil {
 		return fmt.Errorf("watching nodes and Calico blocks: %w", err)
 	}
-	// The route gauges read this Run's store; they leave with it (tests run Run more than once).
-	collector := cluster.NewCollector(store)
-	if err := o.registry().Register(collector); err != nil {
-		return fmt.Errorf("registering route metrics: %w", err)
-	}
-	defer o.registry().Unregister(collector)
-	m, err := webhook.NewMetrics(o.registry())
+	m, unregister, err := o.metrics(store)
 	if err != nil {
 		return err
 	}
+	defer unregister()
 
 	// Until the informers have synced, the table lacks nodes and auto mode would wrongly pick
 	// host addresses: hold admissions (HTTP 503, failure policy) and readiness until then.
@@ -157,8 +152,7 @@ func runCluster(ctx context.Context, o Options) error {
 	if err := mgr.Add(&syncWaiter{mgr: mgr, done: &synced}); err != nil {
 		return err
 	}
-	in := &webhook.Injector{Config: webhook.Config{RequireRoutableNode: o.RequireRoutableNode, OwnNamespace: o.Namespace}, Routes: store}
-	if err := webhook.SetupWithManager(mgr, in, nil, m, ready); err != nil {
+	if err := webhook.SetupWithManager(mgr, o.injector(store), nil, m, ready); err != nil {
 		return err
 	}
 	for path, h := range o.extraHandlers {
@@ -179,6 +173,27 @@ func runCluster(ctx context.Context, o Options) error {
 	log.Info("starting webhook", "port", o.Port, "certDir", o.CertDir, "requireRoutableNode", o.RequireRoutableNode,
 		"leaderElect", o.LeaderElect, "namespace", o.Namespace)
 	return mgr.Start(ctx)
+}
+
+// injector decides for pods from store, as the options say.
+func (o *Options) injector(store *routes.Store) *webhook.Injector {
+	return &webhook.Injector{Config: webhook.Config{RequireRoutableNode: o.RequireRoutableNode, OwnNamespace: o.Namespace}, Routes: store}
+}
+
+// metrics registers the route gauges of store and the webhook's own metrics. The gauges read
+// this Run's store and leave with it: unregister when Run ends (tests run Run more than once).
+func (o *Options) metrics(store *routes.Store) (*webhook.Metrics, func(), error) {
+	collector := cluster.NewCollector(store)
+	if err := o.registry().Register(collector); err != nil {
+		return nil, nil, fmt.Errorf("registering route metrics: %w", err)
+	}
+	unregister := func() { o.registry().Unregister(collector) }
+	m, err := webhook.NewMetrics(o.registry())
+	if err != nil {
+		unregister()
+		return nil, nil, err
+	}
+	return m, unregister, nil
 }
 
 // syncWaiter marks the route table ready once the manager's informers have synced. It runs on
@@ -202,18 +217,14 @@ func (s *syncWaiter) NeedLeaderElection() bool { return false }
 func runStatic(ctx context.Context, o Options) error {
 	log := o.Log
 	store := newStore(&o)
-	collector := cluster.NewCollector(store)
-	if err := o.registry().Register(collector); err != nil {
-		return fmt.Errorf("registering route metrics: %w", err)
-	}
-	defer o.registry().Unregister(collector)
-	m, err := webhook.NewMetrics(o.registry())
+	m, unregister, err := o.metrics(store)
 	if err != nil {
 		return err
 	}
+	defer unregister()
 	whServer := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: o.tlsOpts()})
 	whServer.Register(webhook.Path, &webhook.Handler{
-		Injector:   &webhook.Injector{Config: webhook.Config{RequireRoutableNode: o.RequireRoutableNode, OwnNamespace: o.Namespace}, Routes: store},
+		Injector:   o.injector(store),
 		Namespaces: webhook.NewStaticNamespaces(o.Inventory.Namespaces),
 		Metrics:    m,
 		Log:        log.WithName("webhook"),
