@@ -56,30 +56,28 @@ func createNamespaces(ctx context.Context, c client.Client) error {
 
 // waitNodeLabels waits until the webhook's node-label controller has labelled every node.
 func waitNodeLabels(ctx context.Context, c client.Client) (map[string]string, error) {
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	var got map[string]string
+	var listErr error
+	err := poll(ctx, 90*time.Second, nil, func() (bool, string) {
 		var list corev1.NodeList
-		if err := c.List(ctx, &list); err != nil {
-			return nil, err
+		if listErr = c.List(ctx, &list); listErr != nil {
+			return true, "" // stop: the API server refused
 		}
-		got := map[string]string{}
+		got = map[string]string{}
 		for _, n := range list.Items {
 			if v := n.Labels[webhook.LabelPodRoute]; v != "" {
 				got[n.Name] = v
 			}
 		}
-		if len(got) == len(nodes) {
-			return got, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the webhook did not label the nodes %s=published|missing within 90s (labelled: %v)", webhook.LabelPodRoute, got)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return len(got) == len(nodes), fmt.Sprintf("the webhook did not label the nodes %s=published|missing within 90s (labelled: %v)", webhook.LabelPodRoute, got)
+	})
+	if listErr != nil {
+		return nil, listErr
 	}
+	if err != nil {
+		return nil, err
+	}
+	return got, nil
 }
 
 func newPod(a app) *corev1.Pod {

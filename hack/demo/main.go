@@ -419,57 +419,55 @@ func (s *service) wait(timeout time.Duration) error {
 	}
 }
 
-// waitHTTP waits until url answers 200, failing early if the service behind it exits.
-func waitHTTP(ctx context.Context, url string, timeout time.Duration, s *service) error {
+// poll calls try every 200ms until it says done, the timeout passes (an error with try's last
+// word), ctx ends, or the service s (if any) exits.
+func poll(ctx context.Context, timeout time.Duration, s *service, try func() (done bool, last string)) error {
 	deadline := time.Now().Add(timeout)
-	var last string
+	var exited <-chan struct{} // nil: wait on ctx and the clock only
+	if s != nil {
+		exited = s.done
+	}
 	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
+		done, last := try()
+		if done {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer 200 within %s (last: %s)", url, timeout, last)
+			return errors.New(last)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.done:
+		case <-exited:
 			return s.err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
+// waitHTTP waits until url answers 200, failing early if the service behind it exits.
+func waitHTTP(ctx context.Context, url string, timeout time.Duration, s *service) error {
+	return poll(ctx, timeout, s, func() (bool, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, fmt.Sprintf("%s did not answer 200 within %s (last: %s)", url, timeout, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK,
+			fmt.Sprintf("%s did not answer 200 within %s (last: %s: %s)", url, timeout, resp.Status, strings.TrimSpace(string(body)))
+	})
+}
+
 // waitProviders waits until the auditor's metrics count want provider registrations.
 func waitProviders(ctx context.Context, url string, want int, timeout time.Duration, s *service) error {
-	deadline := time.Now().Add(timeout)
 	got := -1
-	for {
+	return poll(ctx, timeout, s, func() (bool, string) {
 		if n, err := metricSum(url, "dubboreach_registry_providers"); err == nil {
 			got = int(n)
-			if got == want {
-				return nil
-			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the auditor counts %d provider registrations after %s, want %d", got, timeout, want)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.done:
-			return s.err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return got == want, fmt.Sprintf("the auditor counts %d provider registrations after %s, want %d", got, timeout, want)
+	})
 }
 
 // metricSum adds up the samples of one metric in a Prometheus text exposition.
