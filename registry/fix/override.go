@@ -2,7 +2,6 @@ package fix
 
 import (
 	"net/netip"
-	"sort"
 	"strings"
 
 	"github.com/dubboreach/dubboreach/registry/dubbo"
@@ -31,27 +30,16 @@ func LegacyOverride(s Service, p netip.AddrPort) string {
 		"disabled": "true",
 		"dynamic":  "false",
 		MarkerKey:  MarkerValue,
-		"group":    s.Group,
-		"version":  s.Version,
 	}
-	keys := make([]string, 0, len(params))
-	for k, v := range params {
-		if v != "" {
-			keys = append(keys, k)
-		}
+	// An empty group or version is left out, as Dubbo leaves out empty parameters.
+	if s.Group != "" {
+		params["group"] = s.Group
 	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString("override://" + p.String() + "/" + s.Interface)
-	for i, k := range keys {
-		if i == 0 {
-			b.WriteByte('?')
-		} else {
-			b.WriteByte('&')
-		}
-		b.WriteString(k + "=" + params[k])
+	if s.Version != "" {
+		params["version"] = s.Version
 	}
-	return b.String()
+	// dubbo.URL renders like Dubbo's toFullString: parameters sorted, IPv6 bracketed.
+	return dubbo.URL{Protocol: "override", Host: p.Addr().String(), Port: p.Port(), Path: s.Interface, Params: params}.String()
 }
 
 // JavaURLEncode is java.net.URLEncoder.encode(s, "UTF-8"): letters, digits and ".-*_" stay,
