@@ -34,6 +34,10 @@ test: tools ## Everything: vet, lint, unit, fuzz seeds, envtest, ZooKeeper, race
 demo: tools ## The whole system on this machine: API server, ZooKeeper, webhook, auditor, dashboard (Ctrl-C stops)
 	go run ./hack/demo
 
+.PHONY: lab
+lab: tools ## The field-case lab by hand (network namespaces, ZooKeeper; root): prints how to enter each host, Ctrl-C removes it
+	go run ./test/lab/cmd/lab up
+
 .PHONY: lint
 lint: tools ## golangci-lint
 	$(BIN)/golangci-lint run ./...

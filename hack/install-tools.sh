@@ -13,8 +13,9 @@ mkdir -p "$BIN"
 # Curator's ServiceDiscovery, which writes Dubbo 3's application-level instances in tests;
 # prometheus: promtool for the alert tests; bird2, frr, iproute2, net-tools: renderer tests check
 # (bird -p, vtysh --dryrun) or apply
-# routes for real; chromium: dashboard browser tests.
-APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 frr iproute2 net-tools chromium)
+# routes for real; chromium: dashboard browser tests; iptables: the lab's masquerade and hostPort
+# DNAT (test/lab); maven: builds the lab's real Dubbo providers and consumers (test/lab/java).
+APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 frr iproute2 net-tools chromium iptables maven)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,6 +49,26 @@ build_tool kube-apiserver kube ./kube-apiserver
 build_tool helm helm helm.sh/helm/v3/cmd/helm
 build_tool golangci-lint lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
-for t in java javac promtool bird vtysh ip route; do
+# --- Maven artifacts: real Apache Dubbo for the lab (test/lab/java) ---------------------------
+# Fetches Dubbo 2.7/3.3 and their ZooKeeper clients from Maven Central into ~/.m2 and builds the
+# lab's mains; the lab's tests then rebuild offline (mvn -o) only when a source changed. The
+# .built markers are the ones test/lab checks (dubbo.go, buildJava).
+lab_java() {
+  local dir=test/lab/java m fresh=1
+  for m in dubbo33 dubbo27; do
+    if [ ! -e "$dir/$m/target/lib/.built" ] || \
+       [ -n "$(find "$dir" -path '*/target' -prune -o -type f -newer "$dir/$m/target/lib/.built" -print -quit)" ]; then
+      fresh=0
+    fi
+  done
+  [ "$fresh" = 1 ] && return
+  echo "install-tools: fetching Apache Dubbo from Maven Central and building test/lab/java (a minute the first time)"
+  mvn -B -q -f "$dir/pom.xml" -DskipTests clean package
+  for m in dubbo33 dubbo27; do touch "$dir/$m/target/lib/.built"; done
+}
+command -v mvn >/dev/null || { echo "install-tools: mvn is still missing after install" >&2; exit 1; }
+lab_java
+
+for t in java javac promtool bird vtysh ip route iptables mvn; do
   command -v "$t" >/dev/null || { echo "install-tools: $t is still missing after install" >&2; exit 1; }
 done
