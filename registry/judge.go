@@ -77,12 +77,17 @@ func (j *Judge) parse(e zk.Entry, path string) *cached {
 	// Clones: the parsed fields are substrings of the decoded URL, which they would keep alive.
 	c.finding = Finding{Service: keep(u.Interface()), Protocol: keep(u.Protocol), Address: keep(u.Host),
 		Port: int(u.Port), Application: keep(u.Application()), Kind: KindInterface, Znode: dubbo.Display(path), Path: path,
-		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(), Version: keep(u.Param("version")), Group: keep(u.Param("group"))}
+		Side: "provider", Persistent: !u.Dynamic(), DubboGo: u.DubboGo(), Version: keep(u.Version()), Group: keep(u.Group()),
+		Disabled: u.Disabled(), Release: keep(u.Release())}
+	c.finding.URLPath = c.finding.Service // the common case, without a second copy
+	if u.Path != u.Interface() {
+		c.finding.URLPath = keep(u.Path)
+	}
 	if e.Kind == zk.KindConsumer {
 		c.finding.Side = "consumer"
 	}
 	c.addr, c.isAddr = u.Addr()
-	c.host, c.release = c.finding.Address, strings.Clone(u.Param("release"))
+	c.host, c.release = c.finding.Address, strings.Clone(u.Release())
 	if !c.isAddr {
 		c.host = strings.Clone(u.Host)
 	}

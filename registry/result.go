@@ -52,6 +52,14 @@ type Finding struct {
 	NoListener bool `json:"-"`
 	// DubboGo: an interface-level entry written by dubbo-go.
 	DubboGo bool `json:"-"`
+	// Disabled: the interface-level URL itself tells consumers not to call it (disabled=true or
+	// enabled=false, as RegistryDirectory.toInvokers reads them; dubbo.URL.Disabled).
+	Disabled bool `json:"-"`
+	// Release is the URL's release parameter (the Dubbo version that registered it), and
+	// URLPath its path, which Dubbo 3.2+ matches rules against (it can differ from Service,
+	// the interface parameter).
+	Release string `json:"-"`
+	URLPath string `json:"-"`
 }
 
 // Flagged says the registration needs someone's attention: not reachable, or stale, or

@@ -115,7 +115,7 @@ func splitHostPort(s string) (string, uint16, error) {
 			return "", 0, errors.New("missing ] after bracketed IPv6 address")
 		}
 		host, rest := s[1:end], s[end+1:]
-		if _, err := netip.ParseAddr(host); err != nil {
+		if !isIPv6(host) {
 			return "", 0, fmt.Errorf("%q is not an IPv6 address", host)
 		}
 		if rest == "" {
@@ -131,13 +131,13 @@ func splitHostPort(s string) (string, uint16, error) {
 		// Bare IPv6: Dubbo splits the port at the last colon. Accept that split when it leaves
 		// an address and a port, else the whole string must be an address without a port.
 		if i := strings.LastIndexByte(s, ':'); i > 0 {
-			if a, err := netip.ParseAddr(s[:i]); err == nil && a.Is6() {
+			if isIPv6(s[:i]) {
 				if p, err := parsePort(s[i+1:]); err == nil {
 					return s[:i], p, nil
 				}
 			}
 		}
-		if _, err := netip.ParseAddr(s); err != nil {
+		if !isIPv6(s) {
 			return "", 0, fmt.Errorf("%q is neither host:port nor an IPv6 address", s)
 		}
 		return s, 0, nil
@@ -151,6 +151,16 @@ func splitHostPort(s string) (string, uint16, error) {
 	}
 	p, err := parsePort(ps)
 	return host, p, err
+}
+
+// isIPv6 accepts an IPv6 address, with a zone only of the characters interface names use
+// (a zone holding ']' or ':' would not survive being written back in brackets).
+func isIPv6(s string) bool {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() {
+		return false
+	}
+	return a.Zone() == "" || validToken(a.Zone())
 }
 
 func validHost(h string) bool {
@@ -180,19 +190,25 @@ func parsePort(s string) (uint16, error) {
 // maxParams bounds the parameters of one URL (real ones have a few dozen).
 const maxParams = 1024
 
+// parseParams reads the query as Dubbo's URLStrParser.parseDecodedParams does (2.7.x and 3.x;
+// 2.7's URL.valueOf too): '&' and ';' both end a parameter, the first '=' splits name from
+// value, a part without '=' is a name with an empty value, and a leading '=' is skipped (so
+// "=v" is the name "v"). The last of repeated names wins, as HashMap.put decides.
 func parseParams(q string) (map[string]string, error) {
 	m := map[string]string{}
 	for q != "" {
 		var kv string
-		kv, q, _ = strings.Cut(q, "&")
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			kv, q = q[:i], q[i+1:]
+		} else {
+			kv, q = q, ""
+		}
+		kv = strings.TrimLeft(kv, "=")
 		if kv == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		if k == "" {
-			continue // Dubbo ignores "=v" too
-		}
-		if len(m) >= maxParams {
+		if _, seen := m[k]; !seen && len(m) >= maxParams {
 			return nil, fmt.Errorf("more than %d parameters", maxParams)
 		}
 		m[k] = v
@@ -200,27 +216,68 @@ func parseParams(q string) (map[string]string, error) {
 	return m, nil
 }
 
-// Param returns a parameter, or "".
-func (u URL) Param(k string) string { return u.Params[k] }
+// DefaultPrefix is the prefix Dubbo 2.6 gave provider-wide parameters ("default.version");
+// Dubbo's parsers add each one under its plain name unless the plain name is present
+// (URLStrParser.addParam: putIfAbsent), and 2.6's getParameter falls back to it.
+const DefaultPrefix = "default."
+
+// Param returns a parameter as Dubbo reads it: the parameter, else its "default." form, else "".
+func (u URL) Param(k string) string {
+	if v, ok := u.Params[k]; ok {
+		return v
+	}
+	return u.Params[DefaultPrefix+k]
+}
+
+// boolParam is URL.getParameter(key, def): def when the value is empty, else
+// Boolean.parseBoolean (true only for "true", in any case).
+func (u URL) boolParam(k string, def bool) bool {
+	v := u.Param(k)
+	if v == "" {
+		return def
+	}
+	return strings.EqualFold(v, "true")
+}
 
 // Interface is the service interface: the interface parameter, else the path.
 func (u URL) Interface() string {
-	if s := u.Params["interface"]; s != "" {
+	if s := u.Param("interface"); s != "" {
 		return s
 	}
 	return u.Path
 }
 
 // Application is the application that registered the URL, if it said.
-func (u URL) Application() string { return u.Params["application"] }
+func (u URL) Application() string { return u.Param("application") }
 
-// Dynamic is false for entries registered with dynamic=false: persistent znodes that outlive
-// the provider that wrote them.
-func (u URL) Dynamic() bool { return u.Params["dynamic"] != "false" }
+// Dynamic is false for persistent entries, which outlive the provider that wrote them.
+// ZookeeperRegistry.doRegister creates the znode ephemeral when url.getParameter("dynamic", true)
+// holds: an absent or empty value is dynamic, and anything but "true" (any case) is persistent.
+func (u URL) Dynamic() bool { return u.boolParam("dynamic", true) }
+
+// Disabled says consumers create no invoker for this provider URL, as RegistryDirectory.toInvokers
+// (2.6 to 3.3, and the application-level directory) decides: a non-empty "disabled" parameter
+// rules (disabled when it parses true), else a non-empty "enabled" that does not parse true.
+func (u URL) Disabled() bool {
+	if u.Param("disabled") != "" {
+		return u.boolParam("disabled", false)
+	}
+	return !u.boolParam("enabled", true)
+}
+
+// Version and Group are the service's version and group (the service key's parts), "" when absent.
+func (u URL) Version() string { return u.Param("version") }
+
+// Group is the service group, "" when absent.
+func (u URL) Group() string { return u.Param("group") }
+
+// Release is the Dubbo release that registered the URL ("2.7.23", "3.2.16", "dubbo-golang-3.1.0"),
+// or "" (2.6 and older do not say).
+func (u URL) Release() string { return u.Param("release") }
 
 // DubboGo says the entry was written by dubbo-go, whose interface-level registration ignores
 // DUBBO_IP_TO_REGISTRY.
-func (u URL) DubboGo() bool { return strings.HasPrefix(u.Params["release"], "dubbo-golang") }
+func (u URL) DubboGo() bool { return strings.HasPrefix(u.Release(), "dubbo-golang") }
 
 // Addr is the host as an IP address; ok is false for hostnames.
 func (u URL) Addr() (netip.Addr, bool) {

@@ -108,6 +108,10 @@ func FuzzParseZnodeName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Add("dubbo%3A%2F%2F%5Bfe80%3A%3A1%25eth0%5D%3A20880%2Fx")
+	// Dubbo 2.6 "default." keys, ';' separators, names without '=', leading '=' and odd booleans.
+	f.Add("dubbo%3A%2F%2F10.0.0.1%3A20880%2Fcom.foo.Bar%3Fdefault.dynamic%3Dfalse%26default.group%3Dg1%26default.version%3D1.0.0%26side%3Dprovider")
+	f.Add("dubbo://10.0.0.1:20880/com.foo.Bar?dynamic=false;version=1.0.0;group=g2&release=2.7.23")
+	f.Add("dubbo://10.0.0.1:1/x?=v&&;;dynamic&disabled=TRUE&enabled=yes&a=b=c&default.=x&default.disabled=true")
 	f.Fuzz(func(t *testing.T, name string) {
 		u, err := ParseZnodeName(name)
 		if err != nil {
@@ -124,6 +128,76 @@ func FuzzParseZnodeName(f *testing.F) {
 		if again.Host != u.Host || again.Port != u.Port || again.Protocol != u.Protocol {
 			t.Fatalf("round trip of %q: %+v != %+v", name, again, u)
 		}
+		// The getters never panic and agree with their definitions.
+		if u.Param("disabled") != "" && u.Disabled() != strings.EqualFold(u.Param("disabled"), "true") {
+			t.Fatalf("Disabled() of %q disagrees with disabled=%q", name, u.Param("disabled"))
+		}
+		if u.Param("dynamic") == "" && !u.Dynamic() {
+			t.Fatalf("Dynamic() of %q false without a dynamic value", name)
+		}
+		_, _, _ = u.Version(), u.Group(), u.Release()
 		_ = Display(name)
 	})
+}
+
+// TestParamsAsDubboReadsThem pins the parameter semantics to Dubbo's own parser and getters
+// (URLStrParser.parseDecodedParams/addParam, URL.getParameter(key, boolean),
+// RegistryDirectory.toInvokers), on URLs shaped as 2.6, 2.7 and 3.x register them.
+func TestParamsAsDubboReadsThem(t *testing.T) {
+	tests := []struct {
+		name, in         string
+		version, group   string
+		dynamic          bool
+		disabled         bool
+		release, iface   string
+		param, paramWant string
+	}{
+		{name: "3.x provider", in: realURLs[0], dynamic: true, release: "3.2.0", iface: "org.apache.dubbo.demo.DemoService"},
+		// Dubbo 2.6 registered provider-wide settings with a "default." prefix; the parsers
+		// add them under the plain name unless that is present.
+		{name: "2.6 default. keys", in: "dubbo://10.0.0.1:20880/com.foo.Bar?anyhost=true&application=bar&default.dynamic=false&default.group=g1&default.version=1.0.0&interface=com.foo.Bar&side=provider",
+			version: "1.0.0", group: "g1", dynamic: false, iface: "com.foo.Bar"},
+		{name: "plain key wins over default.", in: "dubbo://10.0.0.1:20880/com.foo.Bar?version=2.0.0&default.version=1.0.0&default.dynamic=false&dynamic=true",
+			version: "2.0.0", dynamic: true, iface: "com.foo.Bar"},
+		{name: "plain key wins even when empty", in: "dubbo://10.0.0.1:20880/com.foo.Bar?default.group=g1&group=", iface: "com.foo.Bar", dynamic: true},
+		// ';' separates parameters like '&' (URL.valueOf split("[&;]") in 2.7, URLStrParser in 3.x).
+		{name: "semicolons", in: "dubbo://10.0.0.1:20880/com.foo.Bar?dynamic=false;version=1.0.0;group=g2&release=2.7.23",
+			version: "1.0.0", group: "g2", dynamic: false, release: "2.7.23", iface: "com.foo.Bar"},
+		// Boolean.parseBoolean: only "true" (any case) is true; an empty value takes the default.
+		{name: "dynamic=TRUE", in: "dubbo://10.0.0.1:1/x?dynamic=TRUE", dynamic: true, iface: "x"},
+		{name: "dynamic=yes is persistent", in: "dubbo://10.0.0.1:1/x?dynamic=yes", dynamic: false, iface: "x"},
+		{name: "dynamic=0 is persistent", in: "dubbo://10.0.0.1:1/x?dynamic=0", dynamic: false, iface: "x"},
+		{name: "dynamic= empty is dynamic", in: "dubbo://10.0.0.1:1/x?dynamic=", dynamic: true, iface: "x"},
+		{name: "dynamic without = is dynamic", in: "dubbo://10.0.0.1:1/x?dynamic&side=provider", dynamic: true, iface: "x"},
+		// disabled rules when non-empty; else enabled must parse true.
+		{name: "disabled=true", in: "dubbo://10.0.0.1:1/x?disabled=true", dynamic: true, disabled: true, iface: "x"},
+		{name: "disabled=TRUE", in: "dubbo://10.0.0.1:1/x?disabled=TRUE", dynamic: true, disabled: true, iface: "x"},
+		{name: "disabled=false beats enabled=false", in: "dubbo://10.0.0.1:1/x?disabled=false&enabled=false", dynamic: true, iface: "x"},
+		{name: "disabled=1 is not disabled", in: "dubbo://10.0.0.1:1/x?disabled=1", dynamic: true, iface: "x"},
+		{name: "enabled=false", in: "dubbo://10.0.0.1:1/x?enabled=false", dynamic: true, disabled: true, iface: "x"},
+		{name: "enabled=yes is disabled", in: "dubbo://10.0.0.1:1/x?enabled=yes", dynamic: true, disabled: true, iface: "x"},
+		{name: "enabled= empty is enabled", in: "dubbo://10.0.0.1:1/x?enabled=", dynamic: true, iface: "x"},
+		{name: "default.disabled", in: "dubbo://10.0.0.1:1/x?default.disabled=true", dynamic: true, disabled: true, iface: "x"},
+		{name: "interface parameter over path", in: "tri://10.0.0.1:50051/custom/path?interface=com.foo.Bar", dynamic: true, iface: "com.foo.Bar"},
+		// A leading '=' is skipped (the name starts after it); later '=' belong to the value.
+		{name: "=v is the name v", in: "dubbo://10.0.0.1:1/x?=v&a=b=c", dynamic: true, iface: "x", param: "v", paramWant: ""},
+		{name: "value with =", in: "dubbo://10.0.0.1:1/x?a=b=c", dynamic: true, iface: "x", param: "a", paramWant: "b=c"},
+	}
+	for _, tt := range tests {
+		u, err := ParseURL(tt.in)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if u.Version() != tt.version || u.Group() != tt.group || u.Dynamic() != tt.dynamic || u.Disabled() != tt.disabled ||
+			u.Release() != tt.release || u.Interface() != tt.iface {
+			t.Errorf("%s: version %q group %q dynamic %v disabled %v release %q interface %q", tt.name,
+				u.Version(), u.Group(), u.Dynamic(), u.Disabled(), u.Release(), u.Interface())
+		}
+		if tt.param != "" {
+			if v, ok := u.Params[tt.param]; !ok || v != tt.paramWant {
+				t.Errorf("%s: param %q = %q (present %v), want %q", tt.name, tt.param, v, ok, tt.paramWant)
+			}
+		}
+	}
 }
