@@ -58,6 +58,8 @@ type Fabric struct {
 	NextHop      NextHop
 	Publish      Publish
 	Installed    []netip.Prefix
+	// BGP is spec.bgp: required with publish: bgp, refused otherwise.
+	BGP *BGP
 }
 
 // DefaultFabric is what dubboreach assumes without a fabric file: no network is known to be
@@ -82,6 +84,7 @@ type fabricFile struct {
 			Publish   string   `json:"publish,omitempty"`
 			Installed []string `json:"installed,omitempty"`
 		} `json:"podRoutes"`
+		BGP *bgpFile `json:"bgp,omitempty"`
 	} `json:"spec"`
 }
 
@@ -169,6 +172,16 @@ func ParseFabric(name string, data []byte) (*Fabric, error) {
 	}
 	if len(f.Installed) > 0 && f.Publish != PublishStatic {
 		return nil, fieldErr("spec.podRoutes.installed", "is only meaningful with publish: static (publish is %q); remove it or set publish: static", f.Publish)
+	}
+	switch {
+	case spec.BGP != nil && f.Publish != PublishBGP:
+		return nil, fieldErr("spec.bgp", "is only meaningful with publish: bgp (publish is %q); remove it or set podRoutes.publish: bgp", f.Publish)
+	case spec.BGP == nil && f.Publish == PublishBGP:
+		return nil, fieldErr("spec.bgp", "is required with publish: bgp: give asn, routerID, within and peers (see docs/bgp.md)")
+	case spec.BGP != nil:
+		if f.BGP, err = parseBGP(spec.BGP, fieldErr); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func FuzzParseFabric(f *testing.F) {
-	for _, p := range []string{"testdata/flannel-fabric.yaml"} {
+	for _, p := range []string{"testdata/flannel-fabric.yaml", "testdata/bgp-fabric.yaml"} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
@@ -17,6 +17,7 @@ func FuzzParseFabric(f *testing.F) {
 	}
 	f.Add([]byte("apiVersion: dubboreach.io/v1alpha1\nkind: Fabric\nspec: {reachable: ['::/0'], serviceCIDR: ',,', podRoutes: {installed: [1.2.3.4]}}"))
 	f.Add([]byte("apiVersion: dubboreach.io/v1alpha1\nkind: Fabric\nspec:\n  spec: 1\n  spec: 2\n"))
+	f.Add([]byte("apiVersion: dubboreach.io/v1alpha1\nkind: Fabric\nspec: {podRoutes: {publish: bgp}, bgp: {asn: 1, routerID: 1.1.1.1, within: ['::/1'], peers: [{address: '::ffff:1.2.3.4', asn: 2, port: 65535, multihop: 255}], communities: ['0:0'], holdTime: 0}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fab, err := ParseFabric("fuzz.yaml", data)
 		if err != nil {
@@ -30,6 +31,19 @@ func FuzzParseFabric(f *testing.F) {
 			for _, p := range list {
 				if !p.IsValid() || p.Masked() != p {
 					t.Fatalf("non-canonical prefix %v accepted", p)
+				}
+			}
+		}
+		if (fab.BGP != nil) != (fab.Publish == PublishBGP) {
+			t.Fatalf("spec.bgp %v with publish %q", fab.BGP, fab.Publish)
+		}
+		if fab.BGP != nil {
+			if len(fab.BGP.Within) == 0 || len(fab.BGP.Peers) == 0 || fab.BGP.ASN == 0 || !fab.BGP.RouterID.Is4() {
+				t.Fatalf("incomplete spec.bgp accepted: %+v", fab.BGP)
+			}
+			for _, p := range fab.BGP.Within {
+				if !p.IsValid() || p.Masked() != p || p.Bits() == 0 {
+					t.Fatalf("within %v accepted", p)
 				}
 			}
 		}

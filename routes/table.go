@@ -293,7 +293,7 @@ func (b *builder) finish(nodes []Node, pub Publisher) {
 		case PublishCNI:
 			r.Published = true
 		case PublishBGP:
-			r.Published = pub != nil && pub.Published(*r)
+			r.Published = pub != nil && t.withinBGP(r) && pub.Published(*r)
 		}
 	}
 	for _, p := range t.Fabric.Installed {

@@ -156,6 +156,7 @@ func TestBuildPublishModes(t *testing.T) {
 	assert.Equal(t, 0, count(Build(inv, f, nil)))
 
 	f.Publish = PublishBGP
+	f.BGP = &BGP{Within: []netip.Prefix{netip.MustParsePrefix("10.131.0.0/16")}}
 	tab := Build(inv, f, nil)
 	assert.Equal(t, 0, count(tab))
 	assert.Equal(t, []string{"publish: bgp, but no BGP publisher runs in this process: every pod route is reported unpublished"}, problemStrings(tab.Problems))

@@ -87,6 +87,7 @@ fabric:
     reachable: [10.132.2.0/24]
     serviceCIDR: 10.96.0.0/12
     podRoutes: {source: calico, nextHop: InternalIP, publish: bgp, installed: []}
+    bgp: {asn: 64512, routerID: 10.132.2.10, within: [10.131.0.0/16], peers: [{address: 10.132.2.254, asn: 64513}]}
 audit:
   zookeeper: {servers: "zk-0.zk:2181,zk-1.zk:2181/prod", digest: "dubbo:s3cret"}
 `},
