@@ -14,8 +14,9 @@ mkdir -p "$BIN"
 # prometheus: promtool for the alert tests; bird2, frr, iproute2, net-tools: renderer tests check
 # (bird -p, vtysh --dryrun) or apply
 # routes for real; chromium: dashboard browser tests; iptables: the lab's masquerade and hostPort
-# DNAT (test/lab); maven: builds the lab's real Dubbo providers and consumers (test/lab/java).
-APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 frr iproute2 net-tools chromium iptables maven)
+# DNAT (test/lab); maven: builds the lab's real Dubbo providers and consumers (test/lab/java);
+# bird2 and gobgpd are also the real BGP peers of the speaker's tests (routes/bgp).
+APT_PACKAGES=(zookeeper libcurator-discovery-java prometheus bird2 frr iproute2 net-tools chromium iptables maven gobgpd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,9 +30,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # BIRD's package starts a daemon we do not want; the tests run bird in parse-only mode.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet bird 2>/dev/null; then
-  systemctl stop bird || true
-fi
+for unit in bird gobgpd; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+    systemctl stop "$unit" || true
+  fi
+done
 
 # --- Binaries built from Go modules (hack/tools/go.mod keeps them out of the main module) ------
 build_tool() { # name module-dir package
@@ -69,6 +72,6 @@ lab_java() {
 command -v mvn >/dev/null || { echo "install-tools: mvn is still missing after install" >&2; exit 1; }
 lab_java
 
-for t in java javac promtool bird vtysh ip route iptables mvn; do
+for t in java javac promtool bird birdc gobgpd gobgp vtysh ip route iptables mvn; do
   command -v "$t" >/dev/null || { echo "install-tools: $t is still missing after install" >&2; exit 1; }
 done
