@@ -66,6 +66,15 @@ func (s *Store) SetFabric(f *Fabric) {
 	s.touch()
 }
 
+// SetPublisher replaces the publisher (publish: bgp: the speaker's latest status, or one that
+// publishes nothing once the speaker is gone): the table is rebuilt on the next read.
+func (s *Store) SetPublisher(p Publisher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pub = p
+	s.touch()
+}
+
 // UpsertNode adds or replaces a node. Any entry with the same name but another UID is a
 // previous incarnation of the node and is dropped.
 func (s *Store) UpsertNode(n Node) {
