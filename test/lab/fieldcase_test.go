@@ -202,6 +202,7 @@ func TestFieldCase(t *testing.T) {
 		}
 	}
 	agree(t, res, pods, measured)
+	probeFromOutside(t, l, res, pods, measured)
 	var legacy *registry.Finding
 	for i, f := range res.Providers {
 		if f.Service == lab.ServiceName("legacy33") {
@@ -243,4 +244,5 @@ func TestFieldCase(t *testing.T) {
 		}
 	}
 	agree(t, res, pods, measured)
+	probeFromOutside(t, l, res, pods, measured)
 }
