@@ -25,6 +25,16 @@ const Path = "/mutate-v1-pod"
 // carries the object once.
 const maxBody = 4 << 20
 
+// firstRead is what a request's buffer starts with, whatever its Content-Length says: the
+// buffer grows only as bytes arrive, so a client announcing 4 MiB and sending nothing costs
+// this much, not 4 MiB (a typical pod review is 5-20 KiB).
+const firstRead = 32 << 10
+
+// DefaultRequestTimeout bounds reading one request and answering it. The API server gives up
+// after the webhook's timeoutSeconds (3 s in config/webhook, at most 30 s): past that, nobody
+// reads the answer, and a connection that trickles its body only holds memory.
+const DefaultRequestTimeout = 10 * time.Second
+
 // NamespaceGetter returns a namespace by name, or nil (and no error) if it does not exist.
 type NamespaceGetter interface {
 	Namespace(ctx context.Context, name string) (*corev1.Namespace, error)
@@ -43,6 +53,36 @@ func (r ReaderNamespaces) Namespace(ctx context.Context, name string) (*corev1.N
 		return nil, fmt.Errorf("reading namespace %s: %w", name, err)
 	}
 	return &ns, nil
+}
+
+// RereadNamespaces reads namespaces from a cache and, when the cache says a namespace is
+// missing or not labelled for injection, again from the API server: the API server only sends
+// pods from namespaces its selector matched, so such an answer is almost always a cache that
+// has not seen a new namespace or label yet, and skipping would silently leave the pod without
+// its address. Disagreed, when set, is called each time the API server disagrees with the cache.
+type RereadNamespaces struct {
+	Cache, API NamespaceGetter
+	Disagreed  func()
+}
+
+// Namespace implements NamespaceGetter.
+func (r RereadNamespaces) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns, err := r.Cache.Namespace(ctx, name)
+	if err != nil || injectionEnabled(ns) || r.API == nil {
+		return ns, err
+	}
+	fresh, err := r.API.Namespace(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if injectionEnabled(fresh) != injectionEnabled(ns) && r.Disagreed != nil {
+		r.Disagreed()
+	}
+	return fresh, nil
+}
+
+func injectionEnabled(ns *corev1.Namespace) bool {
+	return ns != nil && ns.Labels[LabelInject] == InjectEnabled
 }
 
 // StaticNamespaces serves namespaces from a fixed list (an --inventory file).
@@ -77,6 +117,9 @@ type Handler struct {
 	// seen every node, auto mode would decide from a partial table. Not ready answers HTTP 503,
 	// so the API server applies the failure policy.
 	Ready func() error
+	// Timeout bounds reading and answering one request (the connection's read and write
+	// deadlines); zero means DefaultRequestTimeout.
+	Timeout time.Duration
 }
 
 var reviewTypeMeta = metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"}
@@ -84,8 +127,20 @@ var reviewTypeMeta = metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	mode, out := ModeNone, OutcomeError
-	defer func() { h.Metrics.observe(mode, out, time.Since(start).Seconds()) }()
+	mode, out, dryRun := ModeNone, OutcomeError, false
+	defer func() { h.Metrics.observe(mode, out, dryRun, time.Since(start).Seconds()) }()
+
+	// Deadlines on the connection itself: a client that trickles its body is cut off when the
+	// API server would have given up anyway, instead of holding its buffer and its in-flight
+	// slot. Not every ResponseWriter supports them (httptest's does not): then the server's own
+	// timeouts are all there is.
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = DefaultRequestTimeout
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(start.Add(timeout))
+	_ = rc.SetWriteDeadline(start.Add(timeout))
 
 	req, status, err := DecodeReview(r)
 	if err != nil {
@@ -100,7 +155,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, res, err := h.Admit(r.Context(), req)
+	dryRun = req.DryRun != nil && *req.DryRun
+	ctx, cancel := context.WithDeadline(r.Context(), start.Add(timeout))
+	defer cancel()
+	resp, res, err := h.Admit(ctx, req)
 	if err != nil {
 		h.Log.Error(err, "admission failed", "namespace", req.Namespace, "uid", req.UID)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -129,11 +187,11 @@ func DecodeReview(r *http.Request) (*admissionv1.AdmissionRequest, int, error) {
 		}
 	}
 	body, err := readBody(r)
+	if errors.Is(err, errTooLarge) || len(body) > maxBody {
+		return nil, http.StatusRequestEntityTooLarge, errTooLarge
+	}
 	if err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err)
-	}
-	if len(body) > maxBody {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over %d bytes: not an AdmissionReview for a pod", maxBody)
 	}
 	req, err := ParseReview(body)
 	if err != nil {
@@ -142,18 +200,28 @@ func DecodeReview(r *http.Request) (*admissionv1.AdmissionRequest, int, error) {
 	return req, http.StatusOK, nil
 }
 
-// readBody reads at most maxBody+1 bytes. The API server sends a Content-Length: reading into
-// a buffer of that size saves io.ReadAll's growing copies on every admission.
+// readBody reads at most maxBody+1 bytes. The buffer starts at the Content-Length when that is
+// small (no growing copies for ordinary reviews) and never above firstRead: memory follows the
+// bytes that actually arrived, not what the client announced.
 func readBody(r *http.Request) ([]byte, error) {
-	if n := r.ContentLength; n > 0 && n <= maxBody {
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, err
-		}
-		return body, nil
+	if r.ContentLength > maxBody {
+		return nil, errTooLarge
 	}
-	return io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	size := int64(firstRead)
+	if n := r.ContentLength; n > 0 && n < size {
+		size = n + 1 // +1: ReadFrom stops at EOF without growing
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBody+1)); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > 0 && int64(buf.Len()) != r.ContentLength && buf.Len() <= maxBody {
+		return nil, fmt.Errorf("body is %d bytes, Content-Length said %d", buf.Len(), r.ContentLength)
+	}
+	return buf.Bytes(), nil
 }
+
+var errTooLarge = fmt.Errorf("request body is over %d bytes: not an AdmissionReview for a pod", maxBody)
 
 // ParseReview decodes an AdmissionReview and returns its request. Errors name what is wrong.
 func ParseReview(body []byte) (*admissionv1.AdmissionRequest, error) {
@@ -183,10 +251,18 @@ var podKind = metav1.GroupVersionKind{Group: "", Version: "v1", Kind: "Pod"}
 // refusals are answers with Allowed false.
 func (h *Handler) Admit(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, Result, error) {
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	var pod *corev1.Pod
 	refuse := func(code int32, reason metav1.StatusReason, msg string) (*admissionv1.AdmissionResponse, Result, error) {
 		resp.Allowed = false
 		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: code, Reason: reason, Message: msg}
-		h.Log.Info("denied pod", "namespace", req.Namespace, "name", req.Name, "uid", req.UID, "reason", msg)
+		// Who asked and for which pod: a generated name (name empty, generateName set) is
+		// logged as "prefix*", and the user is often a controller's service account.
+		name := req.Name
+		if pod != nil {
+			name = podName(pod)
+		}
+		h.Log.Info("denied pod", "namespace", req.Namespace, "name", name, "uid", req.UID,
+			"user", req.UserInfo.Username, "dryRun", req.DryRun != nil && *req.DryRun, "reason", msg)
 		return resp, Result{Outcome: OutcomeError, Mode: ModeNone}, nil
 	}
 	if req.Kind != podKind {

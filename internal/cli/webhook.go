@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/dubboreach/dubboreach/webhook"
 	"github.com/dubboreach/dubboreach/webhook/server"
 )
 
@@ -42,6 +43,15 @@ With --inventory it serves from the file alone, without a cluster (no node label
 			ctrl.SetLogger(log)
 			o.Log = log
 
+			if o.MaxInFlight < 1 {
+				return usageError(fmt.Errorf("--max-in-flight %d: want at least 1", o.MaxInFlight))
+			}
+			if o.RequestTimeout <= 0 {
+				return usageError(fmt.Errorf("--request-timeout %s: want a positive duration such as 10s", o.RequestTimeout))
+			}
+			if o.ShutdownDelay < 0 {
+				return usageError(fmt.Errorf("--shutdown-delay %s: want zero or a positive duration such as 10s", o.ShutdownDelay))
+			}
 			if o.Port < 1 || o.Port > 65535 {
 				return usageError(fmt.Errorf("--port %d: want a port from 1 to 65535", o.Port))
 			}
@@ -83,6 +93,9 @@ With --inventory it serves from the file alone, without a cluster (no node label
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica to label nodes (all replicas answer admissions)")
 	fs.StringVar(&o.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "the webhook's own namespace: never injected, holds the leader Lease (default $POD_NAMESPACE)")
 	fs.BoolVar(&o.RequireRoutableNode, "require-routable-node", false, "in auto mode with only some nodes' pod routes published, inject the pod IP and require a node labelled dubboreach.io/pod-route=published instead of injecting the host IP")
+	fs.IntVar(&o.MaxInFlight, "max-in-flight", webhook.DefaultMaxInFlight, "admission requests answered at once; more are answered 429 without reading them (bounds memory)")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", webhook.DefaultRequestTimeout, "deadline to read and answer one admission request (the API server waits at most the webhook's timeoutSeconds)")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, fail readiness and keep answering admissions this long before shutting down, so endpoints drop the pod first (the chart sets 10s)")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "serve HTTP/2 too (off by default: HTTP/2 rapid reset, CVE-2023-44487)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: "+strings.Join([]string{"debug", "info", "warn", "error"}, ", ")+" (JSON logs on stderr; debug logs every admission)")
 	return cmd

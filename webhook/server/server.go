@@ -59,6 +59,19 @@ type Options struct {
 	Namespace           string
 	RequireRoutableNode bool
 
+	// MaxInFlight caps admission requests answered at once (429 above it); 0 means
+	// webhook.DefaultMaxInFlight.
+	MaxInFlight int
+	// RequestTimeout bounds reading and answering one request; 0 means
+	// webhook.DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// ShutdownDelay is how long the process keeps answering admissions after it is told to
+	// stop, with readiness already failing, so that endpoints drop it before it closes its
+	// port: without it every rollout or drain is a window where the API server calls a
+	// webhook that is gone and applies the failure policy. The pod's
+	// terminationGracePeriodSeconds must exceed it plus the graceful shutdown (20 s).
+	ShutdownDelay time.Duration
+
 	Log logr.Logger
 	// Registry receives the metrics; nil: controller-runtime's global registry, which the
 	// metrics endpoint serves.
@@ -86,15 +99,56 @@ func (o *Options) registry() prometheus.Registerer {
 	return ctrlmetrics.Registry
 }
 
-// Run serves until ctx is cancelled, then shuts down gracefully.
+// Run serves until ctx is cancelled, then drains: readiness fails at once, admissions are
+// still answered for ShutdownDelay, then the servers shut down gracefully.
 func Run(ctx context.Context, o Options) error {
-	if o.Inventory != nil {
-		return runStatic(ctx, o)
-	}
-	if o.RestConfig == nil {
+	if o.Inventory == nil && o.RestConfig == nil {
 		return errors.New("webhook server: no cluster configuration and no inventory")
 	}
-	return runCluster(ctx, o)
+	if o.ShutdownDelay < 0 {
+		return fmt.Errorf("webhook server: shutdown delay %s is negative", o.ShutdownDelay)
+	}
+	d := &drain{}
+	inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go d.run(ctx, inner, cancel, o.ShutdownDelay, o.Log)
+	if o.Inventory != nil {
+		return runStatic(inner, o, d)
+	}
+	return runCluster(inner, o, d)
+}
+
+// drain holds the process between "told to stop" and "stopping": readiness fails, so the
+// Service's endpoints drop the pod, while admissions are still answered.
+type drain struct{ started atomic.Bool }
+
+func (d *drain) run(outer, inner context.Context, stop func(), delay time.Duration, log logr.Logger) {
+	select {
+	case <-outer.Done():
+	case <-inner.Done():
+		return
+	}
+	d.started.Store(true)
+	log.Info("shutting down: readiness fails, admissions are answered until the delay ends", "shutdownDelay", delay.String())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-inner.Done():
+	}
+	stop()
+}
+
+// check is the readiness check "drain".
+func (d *drain) check(*http.Request) error {
+	if d.started.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
+func (o *Options) handler(store *routes.Store, m *webhook.Metrics, ns webhook.NamespaceGetter, ready func() error) *webhook.Handler {
+	return &webhook.Handler{Injector: o.injector(store), Namespaces: ns, Metrics: m, Log: o.Log.WithName("webhook"), Ready: ready, Timeout: o.RequestTimeout}
 }
 
 func newStore(o *Options) *routes.Store {
@@ -105,7 +159,7 @@ func newStore(o *Options) *routes.Store {
 	return store
 }
 
-func runCluster(ctx context.Context, o Options) error {
+func runCluster(ctx context.Context, o Options, d *drain) error {
 	log := o.Log
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -152,7 +206,7 @@ func runCluster(ctx context.Context, o Options) error {
 	if err := mgr.Add(&syncWaiter{mgr: mgr, done: &synced}); err != nil {
 		return err
 	}
-	if err := webhook.SetupWithManager(mgr, o.injector(store), nil, m, ready); err != nil {
+	if err := webhook.SetupWithManager(mgr, o.handler(store, m, nil, ready), o.MaxInFlight); err != nil {
 		return err
 	}
 	for path, h := range o.extraHandlers {
@@ -168,6 +222,9 @@ func runCluster(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("routes", func(*http.Request) error { return ready() }); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("drain", d.check); err != nil {
 		return err
 	}
 	log.Info("starting webhook", "port", o.Port, "certDir", o.CertDir, "requireRoutableNode", o.RequireRoutableNode,
@@ -214,7 +271,7 @@ func (s *syncWaiter) NeedLeaderElection() bool { return false }
 
 // runStatic serves admissions from an inventory file: no cluster, so no node labels and no
 // leader election; namespaces come from the file.
-func runStatic(ctx context.Context, o Options) error {
+func runStatic(ctx context.Context, o Options, d *drain) error {
 	log := o.Log
 	store := newStore(&o)
 	m, unregister, err := o.metrics(store)
@@ -223,12 +280,8 @@ func runStatic(ctx context.Context, o Options) error {
 	}
 	defer unregister()
 	whServer := ctrlwebhook.NewServer(ctrlwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: o.tlsOpts()})
-	whServer.Register(webhook.Path, &webhook.Handler{
-		Injector:   o.injector(store),
-		Namespaces: webhook.NewStaticNamespaces(o.Inventory.Namespaces),
-		Metrics:    m,
-		Log:        log.WithName("webhook"),
-	})
+	h := o.handler(store, m, webhook.NewStaticNamespaces(o.Inventory.Namespaces), nil)
+	whServer.Register(webhook.Path, webhook.LimitInFlight(h, o.MaxInFlight, m))
 	for path, h := range o.extraHandlers {
 		whServer.Register(path, h)
 	}
@@ -244,7 +297,7 @@ func runStatic(ctx context.Context, o Options) error {
 	if o.HealthProbeBindAddress != "" && o.HealthProbeBindAddress != "0" {
 		mux := http.NewServeMux()
 		mux.Handle("/healthz", http.StripPrefix("/healthz", &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}))
-		mux.Handle("/readyz", http.StripPrefix("/readyz", &healthz.Handler{Checks: map[string]healthz.Checker{"webhook": whServer.StartedChecker()}}))
+		mux.Handle("/readyz", http.StripPrefix("/readyz", &healthz.Handler{Checks: map[string]healthz.Checker{"webhook": whServer.StartedChecker(), "drain": d.check}}))
 		hs := &http.Server{Addr: o.HealthProbeBindAddress, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		g.Go(func() error {
 			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
