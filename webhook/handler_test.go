@@ -85,9 +85,10 @@ func TestHandlerAnswers(t *testing.T) {
 		message string
 		mode    Mode
 		result  Outcome
+		dryRun  bool // timed, not counted as an injection
 	}{
 		{name: "injects", allowed: true, patched: true, mode: ModePod, result: OutcomeInjected},
-		{name: "dry run gets the same patch", req: func(r *admissionv1.AdmissionRequest) { dry := true; r.DryRun = &dry }, allowed: true, patched: true, mode: ModePod, result: OutcomeInjected},
+		{name: "dry run gets the same patch", req: func(r *admissionv1.AdmissionRequest) { dry := true; r.DryRun = &dry }, allowed: true, patched: true, mode: ModePod, result: OutcomeInjected, dryRun: true},
 		{name: "namespace from the request wins", pod: func(p *corev1.Pod) { p.Namespace = "" }, allowed: true, patched: true, mode: ModePod, result: OutcomeInjected},
 		{name: "unlabelled namespace", req: func(r *admissionv1.AdmissionRequest) { r.Namespace = "plain" }, allowed: true, mode: ModeNone, result: OutcomeSkipped},
 		{name: "update is not ours", req: func(r *admissionv1.AdmissionRequest) { r.Operation = admissionv1.Update }, allowed: true, mode: ModeNone, result: OutcomeSkipped},
@@ -147,7 +148,11 @@ func TestHandlerAnswers(t *testing.T) {
 				assert.Equal(t, tt.code, resp.Result.Code)
 				assert.Contains(t, resp.Result.Message, tt.message)
 			}
-			assert.Equal(t, 1.0, testutil.ToFloat64(h.Metrics.injections.WithLabelValues(string(tt.mode), string(tt.result))))
+			counted := 1.0
+			if tt.dryRun {
+				counted = 0
+			}
+			assert.Equal(t, counted, testutil.ToFloat64(h.Metrics.injections.WithLabelValues(string(tt.mode), string(tt.result))))
 			n, err := testutil.GatherAndCount(reg, MetricDuration)
 			require.NoError(t, err)
 			assert.Equal(t, 1, n)
