@@ -66,6 +66,15 @@ func loadServer(tb testing.TB) (string, *x509.CertPool) {
 // startStatic is loadServer that also returns the certificate directory.
 func startStatic(tb testing.TB) (string, *x509.CertPool, string) {
 	tb.Helper()
+	addr, pool, dir, _ := startStaticWith(tb, nil)
+	return addr, pool, dir
+}
+
+// startStaticWith starts Run from an inventory with the options mutate changes, waits for its
+// TLS port, and returns stop: cancel Run's context and wait for Run to return (also done at
+// cleanup; later calls return the first result).
+func startStaticWith(tb testing.TB, mutate func(*Options)) (string, *x509.CertPool, string, func() error) {
+	tb.Helper()
 	dir := tb.TempDir()
 	pool := writeCert(tb, dir)
 	port := freePort(tb)
@@ -77,19 +86,29 @@ func startStatic(tb testing.TB) (string, *x509.CertPool, string) {
 			InternalIPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(10 + i)})}})
 		fab.Installed = append(fab.Installed, p)
 	}
+	o := Options{
+		Inventory: inv, Fabric: fab, Host: "127.0.0.1", Port: port, CertDir: dir,
+		MetricsBindAddress: "0", HealthProbeBindAddress: "0", Namespace: ownNamespace,
+		Log: logr.Discard(), Registry: prometheus.NewRegistry(),
+		extraHandlers: map[string]http.Handler{noopPath: noopHandler{}},
+	}
+	if mutate != nil {
+		mutate(&o)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{
-			Inventory: inv, Fabric: fab, Host: "127.0.0.1", Port: port, CertDir: dir,
-			MetricsBindAddress: "0", HealthProbeBindAddress: "0", Namespace: ownNamespace,
-			Log: logr.Discard(), Registry: prometheus.NewRegistry(),
-			extraHandlers: map[string]http.Handler{noopPath: noopHandler{}},
+	go func() { done <- Run(ctx, o) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
 		})
-	}()
+		return runErr
+	}
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			tb.Errorf("Run: %v", err)
 		}
 	})
@@ -99,7 +118,7 @@ func startStatic(tb testing.TB) (string, *x509.CertPool, string) {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 		if err == nil {
 			_ = c.Close()
-			return addr, pool, dir
+			return addr, pool, dir, stop
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("webhook server on %s did not come up: %v", addr, err)
