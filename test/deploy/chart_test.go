@@ -53,6 +53,8 @@ networkPolicy:
   from:
     - namespaceSelector:
         matchLabels: {kubernetes.io/metadata.name: monitoring}
+  webhookFrom:
+    - ipBlock: {cidr: 10.0.0.0/24}
 `},
 	{"fix-evict", `
 audit:
@@ -252,6 +254,30 @@ func checkWebhookDeployment(t *testing.T, objs []runtime.Object) {
 			t.Errorf("webhook args %v lack %s", args, want)
 		}
 	}
+	// The drain: readiness fails first, admissions are answered for the delay, and the kubelet
+	// waits longer than the delay plus the server's 20 s graceful shutdown.
+	delay := 0
+	for _, a := range args {
+		if _, err := fmt.Sscanf(a, "--shutdown-delay=%ds", &delay); err == nil {
+			break
+		}
+	}
+	if delay <= 0 {
+		t.Errorf("webhook args %v: no positive --shutdown-delay, so every rollout opens a fail-open window", args)
+	}
+	if g := spec.TerminationGracePeriodSeconds; g == nil || *g <= int64(delay)+20 {
+		t.Errorf("terminationGracePeriodSeconds %v is not above --shutdown-delay %ds plus the 20 s graceful shutdown", g, delay)
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--max-in-flight=") }) {
+		t.Errorf("webhook args %v lack --max-in-flight", args)
+	}
+	if !slices.ContainsFunc(spec.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+		return err == nil && c.TopologyKey == corev1.LabelTopologyZone && sel.Matches(labels.Set(d.Spec.Template.Labels)) &&
+			c.WhenUnsatisfiable == corev1.ScheduleAnyway
+	}) {
+		t.Errorf("webhook replicas are not spread over zones by default: %+v", spec.TopologySpreadConstraints)
+	}
 	if spec.Containers[0].Env[0].Name != "POD_NAMESPACE" || spec.Containers[0].Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
 		t.Errorf("webhook does not get POD_NAMESPACE from the downward API")
 	}
@@ -433,7 +459,11 @@ func checkNetworkPolicies(t *testing.T, objs []runtime.Object) {
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				ports[p.Port.String()] = true
-				if p.Port.String() != "webhook" {
+				if p.Port.String() == "webhook" {
+					if len(rule.From) != 1 || rule.From[0].IPBlock == nil || rule.From[0].IPBlock.CIDR != "10.0.0.0/24" {
+						t.Errorf("NetworkPolicy %s opens the webhook port to %+v, want networkPolicy.webhookFrom (the API servers)", np.Name, rule.From)
+					}
+				} else {
 					if len(rule.From) != 1 || rule.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
 						t.Errorf("NetworkPolicy %s opens %s to %+v, want networkPolicy.from", np.Name, p.Port.String(), rule.From)
 					}
@@ -447,6 +477,35 @@ func checkNetworkPolicies(t *testing.T, objs []runtime.Object) {
 		}
 		if component == "webhook" && !ports["webhook"] {
 			t.Errorf("the webhook NetworkPolicy shuts out the API server (port webhook)")
+		}
+	}
+}
+
+// TestChartZookeeperChecksum: the audit pods roll when the connection or the credentials'
+// revision changes, while the annotation never carries a hash of the digest password (which
+// anyone who reads Deployments could test guesses against).
+func TestChartZookeeperChecksum(t *testing.T) {
+	sum := func(values string) string {
+		t.Helper()
+		d := deploymentByComponent(t, typed(t, render(t, values)), "audit")
+		v := d.Spec.Template.Annotations["checksum/zookeeper"]
+		if v == "" {
+			t.Fatalf("values %s: no checksum/zookeeper annotation", values)
+		}
+		return v
+	}
+	base := sum(`audit: {zookeeper: {servers: "zk:2181", digest: "dubbo:first"}}`)
+	if got := sum(`audit: {zookeeper: {servers: "zk:2181", digest: "dubbo:second"}}`); got != base {
+		t.Errorf("the annotation changed with the password alone: it is derived from the secret")
+	}
+	for _, changed := range []string{
+		`audit: {zookeeper: {servers: "zk-0:2181", digest: "dubbo:first"}}`,
+		`audit: {zookeeper: {servers: "zk:2181", digest: "ops:first"}}`,
+		`audit: {zookeeper: {servers: "zk:2181", digest: "dubbo:first", credentialsRevision: "2"}}`,
+		`audit: {zookeeper: {servers: "zk:2181"}}`,
+	} {
+		if sum(changed) == base {
+			t.Errorf("values %s: the audit pods would not roll", changed)
 		}
 	}
 }
@@ -736,6 +795,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"no cert-manager, no CA bundle", `{certManager: {enabled: false}, webhook: {tls: {existingSecret: s}}}`, []string{"webhook.tls.caBundle is required"}},
 		{"none with a mode", `audit: {fix: [none, evict]}`, []string{`audit.fix: "none" cannot be combined`}},
 		{"disable and undo", `audit: {fix: [disable, undo-disable]}`, []string{`"disable" and "undo-disable" contradict`}},
+		{"Fail with one replica", `webhook: {failurePolicy: Fail, replicas: 1, podDisruptionBudget: {enabled: false}}`, []string{"webhook.failurePolicy Fail with webhook.replicas 1", "set webhook.replicas to 2 or more"}},
+		{"audit replicas without leader election", `audit: {replicas: 2, leaderElection: false}`, []string{"audit.replicas 2 without audit.leaderElection", "enable audit.leaderElection"}},
+		{"negative shutdown delay", `webhook: {shutdownDelaySeconds: -1}`, []string{"/webhook/shutdownDelaySeconds", "minimum"}},
 		{"PDB blocks every eviction", `webhook: {replicas: 2, podDisruptionBudget: {minAvailable: 2}}`, []string{"minAvailable (2) must be less than webhook.replicas (2)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

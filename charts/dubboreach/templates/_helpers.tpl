@@ -126,6 +126,12 @@ seccompProfile:
 {{- if and (has "disable" .Values.audit.fix) (has "undo-disable" .Values.audit.fix) }}
 {{- fail "audit.fix: \"disable\" and \"undo-disable\" contradict each other; pick one" }}
 {{- end }}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.failurePolicy "Fail") (lt (int .Values.webhook.replicas) 2) }}
+{{- fail (printf "webhook.failurePolicy Fail with webhook.replicas %d: every rollout, drain or crash of that one pod rejects every pod created in the injected namespaces; set webhook.replicas to 2 or more, or failurePolicy Ignore" (int .Values.webhook.replicas)) }}
+{{- end }}
+{{- if and .Values.audit.enabled (gt (int .Values.audit.replicas) 1) (not .Values.audit.leaderElection) }}
+{{- fail (printf "audit.replicas %d without audit.leaderElection: every replica would write Events and apply corrections (evictions, disables, prunes) on its own; enable audit.leaderElection or run one replica" (int .Values.audit.replicas)) }}
+{{- end }}
 {{- if and .Values.webhook.podDisruptionBudget.enabled (ge (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) (gt (int .Values.webhook.replicas) 0) }}
 {{- fail (printf "webhook.podDisruptionBudget.minAvailable (%d) must be less than webhook.replicas (%d), or no webhook pod can ever be evicted to drain a node" (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) }}
 {{- end }}
