@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,16 +14,12 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/events"
-	ctrl "sigs.k8s.io/controller-runtime"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dubboreach/dubboreach/registry"
-	"github.com/dubboreach/dubboreach/registry/dashboard"
 	"github.com/dubboreach/dubboreach/registry/fix"
+	"github.com/dubboreach/dubboreach/registry/server"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
-	"github.com/dubboreach/dubboreach/routes/cluster"
 	"github.com/dubboreach/dubboreach/routes/render"
 )
 
@@ -171,10 +166,10 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.once {
 		return auditOnce(cmd, f, modes, scan)
 	}
-	return auditServe(cmd.Context(), cmd.ErrOrStderr(), f, modes, scan, log)
+	return auditServe(cmd, f, modes, scan, log)
 }
 
-func auditOnce(cmd *cobra.Command, f *auditFlags, modes fixModes, scan zk.Config) error {
+func auditOnce(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config) error {
 	t, inv, err := f.cf.table(cmd.Context())
 	if err != nil {
 		return err
@@ -190,7 +185,7 @@ func auditOnce(cmd *cobra.Command, f *auditFlags, modes fixModes, scan zk.Config
 		return usageError(err)
 	}
 	if len(modes) > 0 {
-		return fixOnce(cmd, f, modes, r)
+		return fixOnce(cmd, f, modes, scan, r)
 	}
 	w := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -276,117 +271,29 @@ func hostPortString(host string, port int) string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
-func auditServe(ctx context.Context, stderr io.Writer, f *auditFlags, modes fixModes, scan zk.Config, log logr.Logger) error {
-	fab, err := f.cf.loadFabric()
-	if err != nil {
+// auditServe runs the long-running auditor (registry/server) with the command's flags.
+func auditServe(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config, log logr.Logger) error {
+	o := server.Options{Scan: scan, Listen: f.listen, RouteFormat: render.Format(f.routeFormat),
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: f.leaderNS, Fix: f.fx.options(modes), Log: log}
+	var err error
+	if o.Fabric, err = f.cf.loadFabric(); err != nil {
 		return err
 	}
-	store := routes.NewStore(fab, nil)
-	pods := registry.NewPodIndex()
-	metrics := registry.NewMetrics()
-	holder := registry.NewHolder()
-	aud := &registry.Auditor{Scan: scan, Routes: store, Pods: pods, Holder: holder, Metrics: metrics,
-		Format: render.Format(f.routeFormat), Log: log}
-	fixMetrics := fix.NewMetrics()
-	metrics.Registry.MustRegister(fixMetrics.Collectors()...)
-	// One plain connection for single reads and writes: the fixes and the dashboard's detail
-	// view. A plain auditor needs neither, and keeps no second session open.
-	var zc *zk.Client
-	if len(modes) > 0 || f.listen != "" {
-		if zc, err = zk.NewClient(zk.Options{Servers: f.zk, Auth: f.auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()}); err != nil {
-			return usageError(err)
-		}
-		defer zc.Close()
-	}
-	// Without a cluster the single process is the leader.
-	leading := func() bool { return true }
-	var (
-		recorder events.EventRecorder
-		evictor  *fix.Evictor
-	)
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 3)
-	synced := func() bool { return true }
 	if f.cf.inventory != "" {
-		inv, err := f.cf.loadInventory(ctx)
-		if err != nil {
+		if o.Inventory, err = f.cf.loadInventory(cmd.Context()); err != nil {
 			return err
 		}
-		warnIgnored(stderr, inv)
-		store.Replace(inv)
-		pods.Replace(inv)
-	} else {
-		cfg, err := f.cf.restConfig()
-		if err != nil {
-			return err
-		}
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-			Scheme:                  scheme(),
-			Metrics:                 metricsserver.Options{BindAddress: "0"}, // served on --listen with ours
-			HealthProbeBindAddress:  "0",
-			LeaderElection:          f.leaderElect,
-			LeaderElectionID:        "dubboreach-audit",
-			LeaderElectionNamespace: f.leaderNS,
-		})
-		if err != nil {
-			return usageError(fmt.Errorf("setting up the cluster client: %w", err))
-		}
-		if err := cluster.SetupWithManager(mgr, store); err != nil {
-			return usageError(err)
-		}
-		if err := registry.SetupWithManager(mgr, pods); err != nil {
-			return usageError(err)
-		}
-		aud.Events = &registry.Events{Recorder: mgr.GetEventRecorder("dubboreach-audit")}
-		if err := mgr.Add(aud.Events); err != nil {
-			return err
-		}
-		leading, recorder = aud.Events.Leading, aud.Events.Recorder
-		if modes[fix.ModeEvict] {
-			evictor = fix.NewEvictor(mgr.GetClient(), fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions, MinPodAge: f.fx.minPodAge})
-		}
-		go func() { errc <- mgr.Start(ctx) }()
-		// Judge nothing against an empty route table or pod index: wait for the caches.
-		synced = func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }
+		warnIgnored(cmd.ErrOrStderr(), o.Inventory)
+	} else if o.RestConfig, err = f.cf.restConfig(); err != nil {
+		return err
 	}
-	var fixLog *dashboard.FixLog
 	if len(modes) > 0 {
-		fixLog = dashboard.NewFixLog(200)
-		x := newFixer(f, modes, zc, evictor)
-		aud.Hooks = append(aud.Hooks, x.hook(zc, leading, fixMetrics, recorder, fixLog, log.WithName("fix")))
-		fmt.Fprintf(stderr, "audit: --fix %s%s: the leader plans and applies corrections after each audit\n", modes,
+		fmt.Fprintf(cmd.ErrOrStderr(), "audit: --fix %s%s: the leader plans and applies corrections after each audit\n", modes,
 			map[bool]string{true: " (dry run: nothing is changed)", false: ""}[f.fx.dryRun])
 	}
-	if f.listen != "" {
-		ln, err := net.Listen("tcp", f.listen)
-		if err != nil {
-			return usageError(fmt.Errorf("--listen %s: %w", f.listen, err))
-		}
-		mux := registry.NewMux(holder, metrics)
-		dashboard.Register(mux, dashboard.Options{Holder: holder, Store: store, Pods: pods,
-			Format: render.Format(f.routeFormat), Context: ctx, ReadZnode: zc.Read, Fixes: fixLog})
-		// No WriteTimeout: it would cut the dashboard's event stream; srv.Close ends streams.
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { errc <- srv.Serve(ln) }()
-		go func() { <-ctx.Done(); _ = srv.Close() }()
-		fmt.Fprintf(stderr, "audit: serving the dashboard on http://%s/, the API on /api/v1/, /metrics, /healthz and /readyz\n", ln.Addr())
+	err = server.Run(cmd.Context(), o)
+	if ce := (*server.ConfigError)(nil); errors.As(err, &ce) {
+		return usageError(err)
 	}
-	go func() {
-		if !synced() {
-			errc <- nil // the context ended first
-			return
-		}
-		errc <- aud.Run(ctx)
-	}()
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-errc:
-		if err == nil || errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	}
+	return err
 }

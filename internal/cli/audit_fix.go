@@ -6,26 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"path"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dubboreach/dubboreach/registry"
-	"github.com/dubboreach/dubboreach/registry/dashboard"
 	"github.com/dubboreach/dubboreach/registry/fix"
+	"github.com/dubboreach/dubboreach/registry/server"
 	"github.com/dubboreach/dubboreach/registry/zk"
-	"github.com/dubboreach/dubboreach/routes"
 )
 
 // fixFlags are the flags of `audit --fix` (docs/fix.md).
@@ -42,7 +36,7 @@ type fixFlags struct {
 }
 
 // fixModeNames are the values --fix accepts, in the order the help lists them.
-var fixModeNames = []string{"none", fix.ModeDisable, fix.ModeUndoDisable, fix.ModePrune, fix.ModeEvict}
+var fixModeNames = append([]string{"none"}, fix.ModeNames...)
 
 func (f *fixFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.fix, "fix", "none", "correct registrations: "+strings.Join(fixModeNames, "|")+"; several modes combine as a comma list (disable,evict); see docs/fix.md")
@@ -56,26 +50,10 @@ func (f *fixFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.configRoot, "config-root", "/dubbo/config/dubbo", "with --fix disable: the config-center group node that holds <service>.configurators rules")
 }
 
-// fixModes is the set of modes --fix asked for; empty means none.
-type fixModes map[string]bool
-
-// needsScan says whether a mode acts on the scan's findings (all but undo-disable).
-func (m fixModes) needsScan() bool { return m[fix.ModeDisable] || m[fix.ModePrune] || m[fix.ModeEvict] }
-
-func (m fixModes) String() string {
-	var out []string
-	for _, n := range fixModeNames {
-		if m[n] {
-			out = append(out, n)
-		}
-	}
-	return strings.Join(out, ",")
-}
-
 // parseFixModes reads --fix MODE[,MODE...].
-func parseFixModes(s string) (fixModes, error) {
+func parseFixModes(s string) (fix.Modes, error) {
 	allowed := "allowed: " + strings.Join(fixModeNames, ", ") + " (comma separated, e.g. --fix=disable,evict)"
-	m := fixModes{}
+	m := fix.Modes{}
 	none := false
 	for _, p := range strings.Split(s, ",") {
 		p = strings.ToLower(strings.TrimSpace(p))
@@ -103,7 +81,7 @@ func parseFixModes(s string) (fixModes, error) {
 }
 
 // validateFix checks the fix flags against the rest of the command line.
-func validateFix(f *auditFlags, m fixModes) error {
+func validateFix(f *auditFlags, m fix.Modes) error {
 	x := &f.fx
 	if len(m) == 0 {
 		return nil
@@ -141,129 +119,23 @@ func validateFix(f *auditFlags, m fixModes) error {
 	return nil
 }
 
-// fixer plans and applies the corrections of one process.
-type fixer struct {
-	modes   fixModes
-	zk      fix.ZK
-	disable fix.DisableOptions
-	stale   *fix.Staleness // nil with --once: prune what is orphaned now
-	evictor *fix.Evictor
-	exec    *fix.Executor
-}
-
-func newFixer(f *auditFlags, m fixModes, c *zk.Client, ev *fix.Evictor) *fixer {
-	x := &fixer{modes: m, zk: c, evictor: ev,
-		disable: fix.DisableOptions{
-			ConfigRoot:   path.Clean(c.Chroot + f.fx.configRoot),
-			RegistryRoot: path.Clean(c.Chroot + f.zkRoot),
-			Legacy:       f.fx.legacy,
-		},
-		exec: &fix.Executor{ZK: c, Evictor: ev, MaxChanges: f.fx.maxChanges, DryRun: f.fx.dryRun, BackupDir: f.fx.backupDir,
-			RestoreCommand: func(file string) string {
-				return "dubboreach audit restore --zk " + shellQuote(f.zk) + " --backup " + shellQuote(file)
-			}},
-	}
-	if !f.once {
-		x.stale = fix.NewStaleness(f.fx.staleAfter)
-	}
-	return x
-}
-
-func shellQuote(s string) string {
-	safe := func(r rune) bool {
-		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/.,:_-=@+", r)
-	}
-	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// fixTargets turns the auditor's provider findings into the targets of each mode.
-func fixTargets(r *registry.Result) (disable, prune, evict []fix.Target) {
-	for i := range r.Providers {
-		f := &r.Providers[i]
-		t := fix.Target{Interface: f.Service, Version: f.Version, Group: f.Group, Application: f.Application,
-			Protocol: f.Protocol, Znode: f.Path, Dynamic: !f.Persistent, Reason: string(f.Reason),
-			// Stale: a pod-network address that no pod holds (a node address is never stale).
-			Orphan: f.Stale && f.PodName == ""}
-		if a, err := netip.ParseAddr(strings.Trim(f.Address, "[]")); err == nil && f.Port > 0 && f.Port <= 65535 {
-			t.Address = netip.AddrPortFrom(a.Unmap(), uint16(f.Port))
-		}
-		if f.PodName != "" {
-			t.Pod = &types.NamespacedName{Namespace: f.PodNamespace, Name: f.PodName}
-			t.PodUID = f.PodUID
-		}
-		unreachable := f.Verdict == routes.Unreachable
-		if f.Kind == registry.KindInterface {
-			// Unknown verdicts are never acted on: dubboreach does not know they are broken.
-			if unreachable || f.Stale {
-				disable = append(disable, t)
-			}
-			prune = append(prune, t)
-		}
-		if unreachable && t.Pod != nil {
-			evict = append(evict, t)
-		}
-	}
-	return disable, prune, evict
-}
-
-// plan makes the plan of one cycle from a result. With an incomplete scan and a mode that
-// needs one, it returns ErrIncompleteScan and plans nothing.
-func (x *fixer) plan(ctx context.Context, r *registry.Result, now time.Time) (fix.Plan, error) {
-	plan := fix.Plan{Complete: true, Changes: []fix.Change{}}
-	if x.modes.needsScan() && !r.Complete {
-		return fix.Plan{Changes: []fix.Change{}}, fix.ErrIncompleteScan
-	}
-	dis, prn, ev := fixTargets(r)
-	if x.modes[fix.ModeUndoDisable] {
-		p, err := fix.PlanUndoDisable(x.zk, x.disable)
-		if err != nil {
-			return fix.Plan{}, fmt.Errorf("planning undo-disable: %w", err)
-		}
-		plan.Add(p)
-	}
-	if x.modes[fix.ModeDisable] {
-		p, err := fix.PlanDisable(x.zk, r.Complete, dis, x.disable)
-		if err != nil {
-			return fix.Plan{}, fmt.Errorf("planning disable: %w", err)
-		}
-		plan.Add(p)
-	}
-	if x.modes[fix.ModePrune] {
-		clock := x.stale
-		if clock == nil { // --once --stale-after=0: orphaned now is due now
-			clock = fix.NewStaleness(time.Minute)
-			clock.After = 0
-		}
-		p, err := fix.PlanPrune(x.zk, r.Complete, prn, clock, now)
-		if err != nil {
-			return fix.Plan{}, fmt.Errorf("planning prune: %w", err)
-		}
-		plan.Add(p)
-	}
-	if x.modes[fix.ModeEvict] {
-		p, err := x.evictor.Plan(ctx, r.Complete, ev, now)
-		if err != nil {
-			return fix.Plan{}, fmt.Errorf("planning evict: %w", err)
-		}
-		plan.Add(p)
-	}
-	return plan, nil
+// options binds the fix flags to the server's fix policy.
+func (f *fixFlags) options(m fix.Modes) server.Fix {
+	return server.Fix{Modes: m, DryRun: f.dryRun, StaleAfter: f.staleAfter, MaxEvictions: f.maxEvictions, MinPodAge: f.minPodAge,
+		MaxChanges: f.maxChanges, BackupDir: f.backupDir, Legacy: f.legacy, ConfigRoot: f.configRoot}
 }
 
 // fixOnce plans (and, without --dry-run, applies) the corrections for one audit result.
 // stdout carries the plan (--dry-run) or the report as JSON (-o json) or lines (-o table); the
 // audit's summary goes to stderr.
-func fixOnce(cmd *cobra.Command, f *auditFlags, m fixModes, r *registry.Result) error {
+func fixOnce(cmd *cobra.Command, f *auditFlags, m fix.Modes, scan zk.Config, r *registry.Result) error {
 	ctx := cmd.Context()
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	s := r.Summary
 	fmt.Fprintf(stderr, "audit: %s; providers %d (reachable %d, unreachable %d, unknown %d); --fix %s%s\n",
 		map[bool]string{true: "complete scan", false: fmt.Sprintf("INCOMPLETE scan (%d path(s) not read)", len(r.Missing))}[r.Complete],
 		s.Total-s.Unparseable, s.Reachable, s.Unreachable, s.Unknown, m, map[bool]string{true: " (dry run)", false: ""}[f.fx.dryRun])
-	if m.needsScan() && !r.Complete {
+	if m.NeedsScan() && !r.Complete {
 		fmt.Fprintf(stderr, "audit: the scan is incomplete: no fix is planned or applied (not read: %s)\n", strings.Join(r.Missing, ", "))
 		if f.fx.dryRun {
 			_ = writeJSON(stdout, fix.Plan{Complete: false, Changes: []fix.Change{}})
@@ -290,10 +162,10 @@ func fixOnce(cmd *cobra.Command, f *auditFlags, m fixModes, r *registry.Result) 
 		if err != nil {
 			return usageError(fmt.Errorf("connecting to the cluster: %w", err))
 		}
-		ev = fix.NewEvictor(cl, fix.EvictOptions{MaxPerMinute: f.fx.maxEvictions, MinPodAge: f.fx.minPodAge})
+		ev = f.fx.options(m).Evictor(cl)
 	}
-	x := newFixer(f, m, c, ev)
-	plan, err := x.plan(ctx, r, time.Now())
+	fc := f.fx.options(m).Controller(scan, c, ev)
+	plan, err := fc.Plan(ctx, r, time.Now())
 	if err != nil {
 		return &exitError{code: ExitFindings, err: fmt.Errorf("%w; nothing was changed", err)}
 	}
@@ -304,7 +176,7 @@ func fixOnce(cmd *cobra.Command, f *auditFlags, m fixModes, r *registry.Result) 
 		fmt.Fprintf(stderr, "audit: dry run: %d change(s) planned, %d skipped; nothing was changed\n", len(plan.Changes), len(plan.Skipped))
 		return nil
 	}
-	rep, err := x.exec.Apply(ctx, plan)
+	rep, err := fc.Apply(ctx, plan)
 	if f.output == "json" {
 		if werr := writeJSON(stdout, rep); werr != nil {
 			return werr
@@ -347,110 +219,6 @@ func writeFixReport(w io.Writer, rep fix.Report) {
 	_ = tw.Flush()
 	if rep.Backup != "" {
 		fmt.Fprintf(w, "\nBackup of the pruned entries: %s\nRestore with: %s\n", rep.Backup, rep.RestoreCommand)
-	}
-}
-
-// fixHook returns the Auditor hook of the long-running auditor: on the leader, each published
-// result is planned and applied; results are logged, counted and (with a cluster) recorded as
-// Events on the pod concerned.
-func (x *fixer) hook(c *zk.Client, leading func() bool, m *fix.Metrics, rec events.EventRecorder, fixLog *dashboard.FixLog, log logr.Logger) func(context.Context, *registry.Result) {
-	var mu sync.Mutex
-	var pods map[string]*corev1.ObjectReference // provider ip:port -> its pod, for Events
-	seen := map[string]bool{}                   // results logged last cycle: the rest is news
-	next := map[string]bool{}
-	lastErr := ""
-	logErr := func(msg string, err error) {
-		if s := msg + err.Error(); s != lastErr {
-			lastErr = s
-			log.Error(err, msg)
-		}
-	}
-	x.exec.OnResult = func(res fix.Result) {
-		m.Observe(res)
-		ch := res.Change
-		key := strings.Join([]string{res.Result, ch.Mode, ch.Op, ch.Path, ch.Provider, ch.Service, res.Error}, "\x00")
-		next[key] = true
-		if !seen[key] || res.Result == fix.ResultApplied {
-			kv := []any{"result", res.Result, "mode", ch.Mode, "op", ch.Op, "path", ch.Path, "subject", ch.Subject(), "reason", ch.Reason}
-			if res.Error != "" {
-				kv = append(kv, "error", res.Error)
-			}
-			log.Info("fix", kv...)
-			if fixLog != nil { // the dashboard's Corrections: the same first sightings as the log
-				fixLog.Add(dashboard.FixEntry{At: time.Now(), Mode: ch.Mode, Op: ch.Op, Result: res.Result, Subject: ch.Subject(),
-					Service: ch.Service, Provider: ch.Provider, Path: ch.Path, Reason: ch.Reason, Error: res.Error})
-			}
-		}
-		switch res.Result {
-		case fix.ResultApplied, fix.ResultConflict, fix.ResultRefused, fix.ResultFailed:
-		default:
-			return // planned, skipped or deferred: logged and counted, no Event every cycle
-		}
-		if rec == nil {
-			return
-		}
-		ref := pods[ch.Provider]
-		if ch.Pod != nil {
-			ref = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ch.Pod.Namespace, Name: ch.Pod.Name, UID: ch.PodUID}
-		}
-		if ref == nil {
-			return // nothing in the cluster to attach it to (an orphaned entry): the log line stands
-		}
-		typ, reason := corev1.EventTypeNormal, "RegistrationFixed"
-		if res.Result != fix.ResultApplied {
-			typ, reason = corev1.EventTypeWarning, "RegistrationFixFailed"
-		}
-		note := fmt.Sprintf("%s %s %s (%s): %s %s", ch.Mode, dash(ch.Op), ch.Subject(), res.Result, ch.Reason, res.Error)
-		if ch.Path != "" {
-			note += " [" + ch.Path + "]"
-		}
-		if len(note) > 1000 {
-			note = note[:1000]
-		}
-		rec.Eventf(ref, nil, typ, reason, "Fix", "%s", note)
-	}
-	return func(ctx context.Context, r *registry.Result) {
-		if !leading() {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if x.modes.needsScan() && !r.Complete {
-			logErr("no fix this cycle", fix.ErrIncompleteScan)
-			return
-		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.Ready(rctx)
-		cancel()
-		if err != nil {
-			logErr("no fix this cycle: ZooKeeper for the fixes", err)
-			return
-		}
-		plan, err := x.plan(ctx, r, time.Now())
-		if err != nil {
-			logErr("no fix this cycle", err)
-			return
-		}
-		pods = map[string]*corev1.ObjectReference{}
-		for i := range r.Providers {
-			f := &r.Providers[i]
-			if f.PodName != "" && f.Port != 0 {
-				pods[hostPortString(f.Address, f.Port)] = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod",
-					Namespace: f.PodNamespace, Name: f.PodName, UID: f.PodUID}
-			}
-		}
-		next = map[string]bool{}
-		rep, err := x.exec.Apply(ctx, plan)
-		seen = next
-		m.Cycle(rep)
-		if err != nil {
-			logErr("no fix this cycle", err)
-			return
-		}
-		lastErr = ""
-		if rep.Backup != "" {
-			log.Info("pruned entries backed up", "file", rep.Backup, "restore", rep.RestoreCommand)
-		}
 	}
 }
 
