@@ -20,7 +20,11 @@ type DisableOptions struct {
 	ConfigRoot string
 	// RegistryRoot is the registry root for legacy overrides, by default /dubbo.
 	RegistryRoot string
-	// Consumers are the consumer addresses the rule applies to; default ["0.0.0.0"] (all).
+	// Scope says which consumers the entries address (PlanDisableFor): ScopeOutside (default)
+	// or ScopeAll.
+	Scope string
+	// Consumers are the consumer addresses the entries name under ScopeAll (and in PlanDisable);
+	// default ["0.0.0.0"] (all).
 	Consumers []string
 	// Legacy also writes the pre-2.7 override URL under <RegistryRoot>/<interface>/configurators.
 	Legacy bool
@@ -38,6 +42,13 @@ func (o *DisableOptions) defaults() error {
 	if o.MaxRuleNodes == 0 {
 		o.MaxRuleNodes = 20000
 	}
+	switch o.Scope {
+	case "":
+		o.Scope = ScopeOutside
+	case ScopeOutside, ScopeAll:
+	default:
+		return fmt.Errorf("disable scope %q: want %s or %s", o.Scope, ScopeOutside, ScopeAll)
+	}
 	cs, err := consumerList(o.Consumers)
 	if err != nil {
 		return err
@@ -46,24 +57,59 @@ func (o *DisableOptions) defaults() error {
 	return nil
 }
 
-// PlanDisable plans the writes after which ZooKeeper holds exactly one dubboreach entry for each
-// target (an unreachable provider) and none for any other provider: entries for providers that
-// became reachable or disappeared are removed. It recomputes everything from ZooKeeper (the
-// marked entries are the memory), so a restart neither repeats nor duplicates a change.
-// complete must say whether the scan the targets come from read every path; if not, nothing is
-// planned.
+// DisableInput is what a disable plan is made from: the targets and the registry around them.
+type DisableInput struct {
+	// Complete says whether the scan read every path; if not, nothing is planned.
+	Complete bool
+	// Targets are the interface-level providers to disable (judged unreachable).
+	Targets []Target
+	// Providers are every interface-level provider of the scan (targets may be among them):
+	// who else a consumer can call decides whether an entry does anything.
+	Providers []Target
+	// Consumers are every interface-level consumer of the scan.
+	Consumers []Consumer
+}
+
+// PlanDisableFor plans the writes after which ZooKeeper holds exactly one dubboreach entry for
+// each target that some consumer will obey, and none for any other provider: entries for
+// providers that became reachable or disappeared are removed. It recomputes everything from
+// ZooKeeper (the marked entries are the memory), so a restart neither repeats nor duplicates a
+// change.
+//
+// What real Dubbo does decides what is written (docs/fix.md, "Which consumers obey"):
+//   - a provider whose URL already says disabled=true or enabled=false is not targeted;
+//   - a provider registered under a path other than its interface is skipped (3.2+ match rules
+//     against the path, earlier releases against the interface);
+//   - under ScopeOutside an entry names the registered consumers outside the clusters, each by
+//     address, and none inside (they reach pod IPs);
+//   - a target whose service has no other callable provider is skipped: Dubbo keeps its last
+//     invokers when a rule would leave a consumer none, so the rule would do nothing;
+//   - consumers that would ignore the entry (3.2's service-key bug) or be hurt by it (substring
+//     matching before 3.2.0-beta.6 hitting another provider) are left out and reported, as are
+//     wildcard references, which listen on another rule node.
+func PlanDisableFor(z ZK, in DisableInput, o DisableOptions) (Plan, error) {
+	if !in.Complete {
+		return Plan{}, ErrIncompleteScan
+	}
+	return planDisable(z, in.Targets, &in, o, false)
+}
+
+// PlanDisable plans one entry for every consumer (o.Consumers, default 0.0.0.0) per target,
+// without looking at the registry around the targets. PlanDisableFor is the plan that real
+// consumers obey; this one is kept for callers that know only the targets.
 func PlanDisable(z ZK, complete bool, targets []Target, o DisableOptions) (Plan, error) {
 	if !complete {
 		return Plan{}, ErrIncompleteScan
 	}
-	return planDisable(z, targets, o, false)
+	o.Scope = ScopeAll
+	return planDisable(z, targets, nil, o, false)
 }
 
 // PlanUndoDisable plans the removal of every entry dubboreach wrote (--fix=undo-disable), in
 // both formats. It does not depend on a scan, so it is always complete.
 func PlanUndoDisable(z ZK, o DisableOptions) (Plan, error) {
 	o.Legacy = false
-	return planDisable(z, nil, o, true)
+	return planDisable(z, nil, nil, o, true)
 }
 
 type ruleNode struct {
@@ -71,12 +117,16 @@ type ruleNode struct {
 	stat *zk.Stat
 }
 
-func planDisable(z ZK, targets []Target, o DisableOptions, undoLegacy bool) (Plan, error) {
+// planDisable plans the rule writes for targets. in is nil for PlanDisable (every entry names
+// o.Consumers) and for undo (no targets).
+func planDisable(z ZK, targets []Target, in *DisableInput, o DisableOptions, undoLegacy bool) (Plan, error) {
 	if err := o.defaults(); err != nil {
 		return Plan{}, err
 	}
 	plan := Plan{Complete: true, Changes: []Change{}}
-	want := map[Service]map[netip.AddrPort]bool{}
+	// want holds, per service and target, the consumer addresses its entry names.
+	want := map[Service]map[netip.AddrPort][]string{}
+	valid := map[Service][]Target{}
 	for _, t := range targets {
 		s := Service{Interface: t.Interface, Version: t.Version, Group: t.Group}
 		skip := func(why string) {
@@ -90,10 +140,25 @@ func planDisable(z ZK, targets []Target, o DisableOptions, undoLegacy bool) (Pla
 			skip("disable supports IPv4 provider addresses with a port only")
 			continue
 		}
-		if want[s] == nil {
-			want[s] = map[netip.AddrPort]bool{}
+		if t.Disabled {
+			skip("already disabled: the provider's own URL says disabled=true or enabled=false, so no consumer calls it; nothing to add")
+			continue
 		}
-		want[s][t.Address] = true
+		if t.Path != "" && t.Path != t.Interface {
+			skip(fmt.Sprintf("exported under the path %q, not its interface: Dubbo 3.2 and later match rules against the path, earlier releases against the interface, "+
+				"so no one rule reaches every consumer; publish the missing pod route, or evict the pod so that the webhook injects a reachable address", t.Path))
+			continue
+		}
+		if want[s] == nil {
+			want[s] = map[netip.AddrPort][]string{}
+		}
+		if _, dup := want[s][t.Address]; !dup {
+			want[s][t.Address] = o.Consumers
+			valid[s] = append(valid[s], t)
+		}
+	}
+	if in != nil {
+		scopeTargets(&plan, want, valid, in, o)
 	}
 
 	// Read every rule node: entries of ours may sit in any of them.
@@ -156,7 +221,7 @@ func sortedServices(m map[Service]bool) []Service {
 	return out
 }
 
-func sortedAddrs(m map[netip.AddrPort]bool) []netip.AddrPort {
+func sortedAddrs[V any](m map[netip.AddrPort]V) []netip.AddrPort {
 	out := make([]netip.AddrPort, 0, len(m))
 	for a := range m {
 		out = append(out, a)
@@ -165,10 +230,57 @@ func sortedAddrs(m map[netip.AddrPort]bool) []netip.AddrPort {
 	return out
 }
 
+// scopeTargets narrows want to the consumers that obey each entry (scopeService), drops the
+// targets no consumer would obey, and reports both as skipped.
+func scopeTargets(plan *Plan, want map[Service]map[netip.AddrPort][]string, valid map[Service][]Target, in *DisableInput, o DisableOptions) {
+	for _, s := range sortedServices(boolKeys(want)) {
+		isTarget := want[s]
+		var others []netip.AddrPort
+		seen := map[netip.AddrPort]bool{}
+		for _, p := range in.Providers {
+			if (Service{p.Interface, p.Version, p.Group}) != s || p.Disabled || !p.Address.IsValid() {
+				continue
+			}
+			if _, t := isTarget[p.Address]; !t && !seen[p.Address] {
+				seen[p.Address] = true
+				others = append(others, p.Address)
+			}
+		}
+		sort.Slice(others, func(i, j int) bool { return others[i].Compare(others[j]) < 0 })
+		decided := scopeService(s, valid[s], others, in.Consumers, o)
+		for _, t := range valid[s] {
+			e := decided[t.Address]
+			plan.Skipped = append(plan.Skipped, e.skipped...)
+			if len(e.consumers) == 0 {
+				delete(want[s], t.Address)
+				continue
+			}
+			want[s][t.Address] = e.consumers
+		}
+		if len(want[s]) == 0 {
+			delete(want, s)
+		}
+	}
+}
+
 // planRule plans the one write (if any) to service s's rule node.
-func planRule(plan *Plan, z ZK, s Service, want map[netip.AddrPort]bool, nodes map[Service]ruleNode, o DisableOptions) error {
+func planRule(plan *Plan, z ZK, s Service, want map[netip.AddrPort][]string, nodes map[Service]ruleNode, o DisableOptions) error {
 	p := o.ConfigRoot + "/" + s.RuleName()
-	entryFor := func(a netip.AddrPort) Entry { return Entry{Provider: a, Consumers: o.Consumers} }
+	entryFor := func(a netip.AddrPort) Entry { return Entry{Provider: a, Consumers: want[a]} }
+	consumersOf := func(es []Entry) []string {
+		var out []string
+		seen := map[string]bool{}
+		for _, e := range es {
+			for _, c := range e.Consumers {
+				if !seen[c] {
+					seen[c] = true
+					out = append(out, c)
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
 	providers := func(es []Entry) string {
 		var ss []string
 		for _, e := range es {
@@ -190,7 +302,7 @@ func planRule(plan *Plan, z ZK, s Service, want map[netip.AddrPort]bool, nodes m
 			return err
 		}
 		c := Change{Mode: ModeDisable, Op: OpCreate, Path: p, Version: -1, Parents: parents,
-			After: RenderRule(s, add), Provider: providers(add), Service: s.Key(),
+			After: RenderRule(s, add), Provider: providers(add), Service: s.Key(), Consumers: consumersOf(add),
 			Reason: "unreachable provider: consumer-side rule tells consumers not to call it"}
 		c.fillText()
 		plan.Changes = append(plan.Changes, c)
@@ -224,7 +336,7 @@ func planRule(plan *Plan, z ZK, s Service, want map[netip.AddrPort]bool, nodes m
 				Reason:  "an entry marked dubboreach=managed was edited by someone; dubboreach leaves it alone"})
 			continue
 		}
-		if !want[oe.Provider] || !reflect.DeepEqual(oe.Consumers, o.Consumers) {
+		if w, ok := want[oe.Provider]; !ok || !reflect.DeepEqual(oe.Consumers, w) {
 			remove = append(remove, i)
 			removed = append(removed, oe.Entry)
 		}
@@ -243,7 +355,7 @@ func planRule(plan *Plan, z ZK, s Service, want map[netip.AddrPort]bool, nodes m
 		return nil
 	}
 	c := Change{Mode: mode, Op: OpSet, Path: p, Version: n.stat.Version, Before: n.data, After: out,
-		Provider: subject, Service: s.Key(), Reason: reason}
+		Provider: subject, Service: s.Key(), Consumers: consumersOf(add), Reason: reason}
 	if del {
 		c.Op, c.After, c.Reason = OpDelete, nil, "provider reachable again or gone: dubboreach's rule node removed"
 	}
@@ -280,7 +392,7 @@ func parentsOf(p string) []string {
 
 // planLegacy plans legacy override nodes: create the missing ones for want (when o.Legacy) and
 // delete every one of ours that is not wanted.
-func planLegacy(plan *Plan, z ZK, want map[Service]map[netip.AddrPort]bool, o DisableOptions) error {
+func planLegacy(plan *Plan, z ZK, want map[Service]map[netip.AddrPort][]string, o DisableOptions) error {
 	root := strings.TrimSuffix(o.RegistryRoot, "/")
 	ifaces, _, err := z.Children(o.RegistryRoot)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -307,7 +419,7 @@ func planLegacy(plan *Plan, z ZK, want map[Service]map[netip.AddrPort]bool, o Di
 			}
 			full := dir + "/" + name
 			have[full] = true
-			if o.Legacy && want[s][p] {
+			if _, ok := want[s][p]; o.Legacy && ok {
 				continue
 			}
 			ok, st, err := z.Exists(full)

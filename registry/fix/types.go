@@ -78,6 +78,10 @@ type Target struct {
 	PodUID types.UID             `json:"podUID,omitempty"`
 	// Reason is the verdict reason, carried into results for logs and Events.
 	Reason string `json:"reason,omitempty"`
+	// Disabled: the URL itself says disabled=true or enabled=false (no consumer calls it).
+	Disabled bool `json:"disabled,omitempty"`
+	// Path is the URL's path when it differs from Interface (a custom export path).
+	Path string `json:"path,omitempty"`
 }
 
 // Plan is what a cycle would change. It is what --dry-run prints.
@@ -115,6 +119,9 @@ type Change struct {
 	// Provider is the provider address concerned (ip:port) and Service its service key.
 	Provider string `json:"provider,omitempty"`
 	Service  string `json:"service,omitempty"`
+	// Consumers are the consumer addresses a disable entry names (0.0.0.0: every consumer),
+	// or, on a skipped entry, the consumers left out.
+	Consumers []string `json:"consumers,omitempty"`
 	// Pod, PodUID and Owner (the controller's UID) for evictions.
 	Pod    *types.NamespacedName `json:"pod,omitempty"`
 	PodUID types.UID             `json:"podUID,omitempty"`
