@@ -214,7 +214,14 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns *corev1.Namespace) (Result, error
 		rec.Reason = fmt.Sprintf("%s %s=%s", strings.ReplaceAll(source, "-", " "), AnnotationAddress, mode)
 	default:
 		rec.Source = SourceRoutes
-		rec.Mode, rec.Reason, requireAffinity = in.decide()
+		if node, ok := knownNode(pod); ok {
+			// Pinned to one node already (spec.nodeName, or a DaemonSet pod): decide for that
+			// node. A node requirement could only strand such a pod (Pending forever, or
+			// rejected by its kubelet), never move it.
+			rec.Mode, rec.Reason = in.decideNode(node)
+		} else {
+			rec.Mode, rec.Reason, requireAffinity = in.decide()
+		}
 		if requireAffinity {
 			rec.NodeAffinity = LabelPodRoute + "=" + PodRoutePublished
 		}
@@ -282,8 +289,50 @@ func (in *Injector) Mutate(pod *corev1.Pod, ns *corev1.Namespace) (Result, error
 	return out, nil
 }
 
+// knownNode returns the node a pod is bound to before scheduling: spec.nodeName, or the single
+// node the DaemonSet controller pins each of its pods to (one required term whose only
+// selector is matchFields metadata.name In [one node]).
+func knownNode(pod *corev1.Pod) (string, bool) {
+	if pod.Spec.NodeName != "" {
+		return pod.Spec.NodeName, true
+	}
+	a := pod.Spec.Affinity
+	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return "", false
+	}
+	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	if len(terms) != 1 || len(terms[0].MatchExpressions) != 0 || len(terms[0].MatchFields) != 1 {
+		return "", false
+	}
+	f := terms[0].MatchFields[0]
+	if f.Key != "metadata.name" || f.Operator != corev1.NodeSelectorOpIn || len(f.Values) != 1 || f.Values[0] == "" {
+		return "", false
+	}
+	return f.Values[0], true
+}
+
+// decideNode is auto mode for a pod whose node is known: the pod IP when that node's pod routes
+// are all published, else the host IP.
+func (in *Injector) decideNode(node string) (Mode, string) {
+	if in.Routes == nil {
+		return ModeHost, "no route table: host address"
+	}
+	st, ok := in.Routes.Table().Node(node)
+	switch {
+	case !ok || st.Routes == 0:
+		return ModeHost, fmt.Sprintf("routes: the pod is bound to node %s, which has no pod routes yet, so its pod addresses are not known to be reachable", node)
+	case st.AllPublished():
+		return ModePod, fmt.Sprintf("routes: the pod is bound to node %s, whose pod routes are published", node)
+	default:
+		return ModeHost, fmt.Sprintf("routes: the pod is bound to node %s, whose pod routes are not all published (%d/%d)", node, st.Published, st.Routes)
+	}
+}
+
 // decide is auto mode: the pod IP when the fabric reaches every node's pods, else the host IP
 // (or, with RequireRoutableNode and some nodes published, the pod IP on those nodes only).
+// With RequireRoutableNode a pod IP always comes with the node requirement, also at full
+// coverage: coverage counts only nodes that have pod routes, and a new or autoscaled node
+// gets its routes (Calico: its first block) only with its first pods, unpublished.
 func (in *Injector) decide() (Mode, string, bool) {
 	if in.Routes == nil {
 		return ModeHost, "no route table: host address", false
@@ -292,6 +341,8 @@ func (in *Injector) decide() (Mode, string, bool) {
 	switch {
 	case total == 0:
 		return ModeHost, "routes: no node has pod routes, so pod addresses are not known to be reachable", false
+	case published == total && in.Config.RequireRoutableNode:
+		return ModePod, fmt.Sprintf("routes: %d/%d nodes have their pod routes published; pod pinned to such nodes (--require-routable-node), so a new node without published routes is never chosen", published, total), true
 	case published == total:
 		return ModePod, fmt.Sprintf("routes: %d/%d nodes have their pod routes published", published, total), false
 	case published == 0:

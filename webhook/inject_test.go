@@ -368,6 +368,90 @@ func TestMutate(t *testing.T) {
 				Reason:     "routes: 1/2 nodes have their pod routes published; pod pinned to them (--require-routable-node)",
 				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
 		},
+		{
+			name: "full coverage with --require-routable-node: pod + affinity (new nodes have no published routes yet)", table: coverage(2, 2), require: true,
+			want: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{podIPVar()}
+				p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+					NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{routableRequirement}}}}}}
+			},
+			outcome: OutcomeInjected, mode: ModePod,
+			record: &Record{Mode: ModePod, Field: "status.podIP", Source: SourceRoutes, NodeAffinity: "dubboreach.io/pod-route=published",
+				Reason:     "routes: 2/2 nodes have their pod routes published; pod pinned to such nodes (--require-routable-node), so a new node without published routes is never chosen",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
+		},
+		{
+			name: "spec.nodeName on a published node: pod, no requirement", table: coverage(1, 2), require: true,
+			pod:     func(p *corev1.Pod) { p.Spec.NodeName = "node-a" },
+			want:    func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{podIPVar()} },
+			outcome: OutcomeInjected, mode: ModePod,
+			record: &Record{Mode: ModePod, Field: "status.podIP", Source: SourceRoutes,
+				Reason:     "routes: the pod is bound to node node-a, whose pod routes are published",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
+		},
+		{
+			name: "spec.nodeName on a node without published routes: host, never stranded", table: coverage(1, 2), require: true,
+			pod: func(p *corev1.Pod) {
+				p.Spec.NodeName = "node-b"
+				p.Spec.Containers[0].Ports[0].HostPort = 20880
+			},
+			want:    func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{hostIPVar(), portVar("20880")} },
+			outcome: OutcomeInjected, mode: ModeHost,
+			record: &Record{Mode: ModeHost, Field: "status.hostIP", Source: SourceRoutes, Port: "20880",
+				Reason:     "routes: the pod is bound to node node-b, whose pod routes are not all published (0/1)",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP, EnvPort}}}},
+		},
+		{
+			name: "DaemonSet pod (matchFields metadata.name) on an unpublished node: host, affinity untouched", table: coverage(1, 2), require: true,
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Ports[0].HostPort = 20880
+				p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+					NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"node-b"}}}}}}}}
+			},
+			want:    func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{hostIPVar(), portVar("20880")} },
+			outcome: OutcomeInjected, mode: ModeHost,
+			record: &Record{Mode: ModeHost, Field: "status.hostIP", Source: SourceRoutes, Port: "20880",
+				Reason:     "routes: the pod is bound to node node-b, whose pod routes are not all published (0/1)",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP, EnvPort}}}},
+		},
+		{
+			name: "DaemonSet pod on a published node: pod, no requirement", table: coverage(1, 2), require: true,
+			pod: func(p *corev1.Pod) {
+				p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+					NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"node-a"}}}}}}}}
+			},
+			want:    func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{podIPVar()} },
+			outcome: OutcomeInjected, mode: ModePod,
+			record: &Record{Mode: ModePod, Field: "status.podIP", Source: SourceRoutes,
+				Reason:     "routes: the pod is bound to node node-a, whose pod routes are published",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
+		},
+		{
+			name: "spec.nodeName on a node the table does not know: host", table: coverage(2, 2),
+			pod:     func(p *corev1.Pod) { p.Spec.NodeName = "node-new" },
+			want:    func(p *corev1.Pod) { p.Spec.Containers[0].Env = []corev1.EnvVar{hostIPVar()} },
+			outcome: OutcomeInjected, mode: ModeHost,
+			warnings: []string{"host mode: container app port 20880 has no hostPort, so DUBBO_PORT_TO_REGISTRY is not set and the registered host address will not answer: add a hostPort, or use dubboreach.io/address=pod"},
+			record: &Record{Mode: ModeHost, Field: "status.hostIP", Source: SourceRoutes,
+				Reason:     "routes: the pod is bound to node node-new, which has no pod routes yet, so its pod addresses are not known to be reachable",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
+		},
+		{
+			name: "an empty node selector term stays empty (it matches no node)", table: coverage(1, 2), require: true,
+			pod: func(p *corev1.Pod) {
+				p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+					NodeSelectorTerms: []corev1.NodeSelectorTerm{{}, {MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}}}}}
+			},
+			want: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{podIPVar()}
+				terms := p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+				terms[1].MatchExpressions = append(terms[1].MatchExpressions, routableRequirement)
+			},
+			outcome: OutcomeInjected, mode: ModePod,
+			record: &Record{Mode: ModePod, Field: "status.podIP", Source: SourceRoutes, NodeAffinity: "dubboreach.io/pod-route=published",
+				Reason:     "routes: 1/2 nodes have their pod routes published; pod pinned to them (--require-routable-node)",
+				Containers: []ContainerRecord{{Name: "app", Injected: []string{EnvIP}}}},
+		},
 		// Left alone.
 		{name: "unlabelled namespace", table: coverage(1, 1), ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, outcome: OutcomeSkipped, mode: ModeNone},
 		{name: "namespace label disabled", table: coverage(1, 1), ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{LabelInject: "disabled"}}}, outcome: OutcomeSkipped, mode: ModeNone},

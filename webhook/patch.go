@@ -78,6 +78,11 @@ func appendAffinityPatch(patch []PatchOp, pod *corev1.Pod) []PatchOp {
 	changed := false
 	for i := range merged.NodeSelectorTerms {
 		t := &merged.NodeSelectorTerms[i]
+		// An empty term matches no node; with the requirement it would match every published
+		// node and widen the pod's placement.
+		if len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0 {
+			continue
+		}
 		if !hasRequirement(t.MatchExpressions) {
 			t.MatchExpressions = append(t.MatchExpressions, routableRequirement)
 			changed = true
