@@ -32,6 +32,12 @@ type Finding struct {
 	Pod         string        `json:"pod,omitempty"`
 	Explanation string        `json:"explanation,omitempty"`
 
+	// Cluster is the cluster that owns the address when several are audited (registry/clusters);
+	// empty for one cluster, a VM, or an address whose cluster cannot be told, and then
+	// Candidates names the clusters it could belong to.
+	Cluster    string   `json:"-"`
+	Candidates []string `json:"-"`
+
 	// MissingRoute is the pod route the fabric lacks for the address (see routes.Verdict).
 	MissingRoute *routes.Route `json:"-"`
 	// Path is the znode path unescaped (Znode is escaped for display), for code that acts on it.
