@@ -193,6 +193,26 @@ func TestKustomizeDefault(t *testing.T) {
 		}
 	})
 
+	t.Run("node-label-policy", func(t *testing.T) {
+		spec := func(objs []*unstructured.Unstructured, kind string) (string, any) {
+			for _, u := range objs {
+				if u.GetKind() == kind {
+					return u.GetName(), u.Object["spec"]
+				}
+			}
+			t.Fatalf("no %s built", kind)
+			return "", nil
+		}
+		chartRaw := render(t, "")
+		for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+			gn, got := spec(raw, kind)
+			wn, want := spec(chartRaw, kind)
+			if gn != wn || !equality.Semantic.DeepEqual(got, want) {
+				t.Errorf("%s differs from the chart's:\nkustomize %s %v\nchart     %s %v", kind, gn, got, wn, want)
+			}
+		}
+	})
+
 	t.Run("dry-run", func(t *testing.T) {
 		dryRunCreate(t, apiServer(t).Client, releaseNamespace, raw)
 	})
