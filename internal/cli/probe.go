@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
+	"github.com/dubboreach/dubboreach/registry/measure"
 	"github.com/dubboreach/dubboreach/registry/probe"
 	"github.com/dubboreach/dubboreach/registry/zk"
 )
@@ -24,6 +26,7 @@ type probeFlags struct {
 	timeout                            time.Duration
 	rate                               float64
 	maxTargets                         int
+	reportTo, vantage, tokenFile       string
 }
 
 func newProbeCommand() *cobra.Command {
@@ -40,7 +43,12 @@ when given; host names are never resolved. See docs/probe.md.
 
 Exit status: 0 when every probed provider answered and the registry was read in full, 1 when a
 provider did not answer (refused, timeout, unreachable, wrong answer) or the run is incomplete,
-2 on a usage or configuration error.`,
+2 on a usage or configuration error, or when --report-to was given and the auditor did not
+take the report (the results are printed first).
+
+With --report-to the results also go to the auditor (POST /api/v1/measurements/VANTAGE, with
+the bearer token from --token-file), which shows them beside its verdicts and flags where
+they disagree.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runProbe(cmd, &f) },
 	}
@@ -56,7 +64,38 @@ provider did not answer (refused, timeout, unreachable, wrong answer) or the run
 	fs.DurationVar(&f.timeout, "timeout", 3*time.Second, "time allowed to each address for connect and handshake")
 	fs.Float64Var(&f.rate, "rate", 200, "new connections per second at most (0: no bound beyond --concurrency)")
 	fs.IntVar(&f.maxTargets, "max-addresses", probe.DefaultMaxTargets, "distinct addresses probed at most; beyond, the run is incomplete")
+	fs.StringVar(&f.reportTo, "report-to", "", "auditor base URL to send the results to, e.g. http://dubboreach-audit.dubboreach:8080")
+	fs.StringVar(&f.vantage, "vantage", "", "name of where this probe runs, as the auditor shows it (e.g. outside-dc1); required with --report-to")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token the auditor expects (its --probe-token-file); required with --report-to")
 	return cmd
+}
+
+// reporter checks the reporting flags; nil without --report-to.
+func (f *probeFlags) reporter() (*probe.Reporter, error) {
+	if f.reportTo == "" {
+		if f.vantage != "" || f.tokenFile != "" {
+			return nil, errors.New("--vantage and --token-file go with --report-to URL (the auditor to send the results to)")
+		}
+		return nil, nil
+	}
+	u, err := probe.ParseReportURL(f.reportTo)
+	if err != nil {
+		return nil, err
+	}
+	if f.vantage == "" {
+		return nil, errors.New("--report-to needs --vantage NAME: where this probe runs, e.g. --vantage outside-dc1")
+	}
+	if err := measure.ValidVantage(f.vantage); err != nil {
+		return nil, fmt.Errorf("--vantage: %w", err)
+	}
+	if f.tokenFile == "" {
+		return nil, errors.New("--report-to needs --token-file FILE: the bearer token the auditor expects (its --probe-token-file)")
+	}
+	tok, err := probe.ReadTokenFile(f.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return &probe.Reporter{URL: u, Vantage: f.vantage, Token: tok, Client: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
 func runProbe(cmd *cobra.Command, f *probeFlags) error {
@@ -94,6 +133,10 @@ func runProbe(cmd *cobra.Command, f *probeFlags) error {
 	if err != nil {
 		return usageError(err)
 	}
+	rp, err := f.reporter()
+	if err != nil {
+		return usageError(err)
+	}
 	rep, err := probe.Run(cmd.Context(), probe.RunOptions{
 		Scan: zk.Config{Options: zk.Options{Servers: f.zk, Auth: auth, Log: logr.Discard()}, ZKRoot: f.zkRoot,
 			ServicesRoot: f.servicesRoot, ConnectTimeout: f.connectTimeout},
@@ -111,6 +154,18 @@ func runProbe(cmd *cobra.Command, f *probeFlags) error {
 	}
 	if err != nil {
 		return err
+	}
+	if rp != nil {
+		ack, err := rp.Send(cmd.Context(), rep)
+		if err != nil {
+			return usageError(err)
+		}
+		judged := ""
+		if !ack.Judged {
+			judged = " (no verdicts yet: its first scan has not finished)"
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "reported %d measurement(s) to %s as %s: %d contradict the auditor's verdicts%s\n",
+			ack.Accepted, rp.URL.Redacted(), rp.Vantage, ack.Contradictions, judged)
 	}
 	if !rep.OK() {
 		return errFindings

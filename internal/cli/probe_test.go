@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dubboreach/dubboreach/registry/measure"
 	"github.com/dubboreach/dubboreach/registry/probe"
 	"github.com/dubboreach/dubboreach/test/harness"
 )
@@ -133,6 +137,39 @@ func TestProbeCommand(t *testing.T) {
 	assert.True(t, found, out)
 }
 
+// --report-to sends the run to a real measurements API (registry/measure on an HTTP server).
+func TestProbeCommandReportsToTheAuditor(t *testing.T) {
+	z := harness.StartZooKeeper(t)
+	c := connect(t, z.Addr)
+	tri := probeH2C(t)
+	probeRegister(t, c, "com.a.Tri", probeURL("tri", "127.0.0.1", probePort(tri), "com.a.Tri"))
+	tok := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(tok, []byte("t0ken\n"), 0o600))
+	store := measure.NewStore(measure.Options{})
+	h, err := measure.NewHandler(measure.HandlerOptions{Store: store, TokenFile: tok})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	out, errOut, code := probeCLI(t, z, "-o", "json", "--report-to", srv.URL, "--vantage", "outside-dc1", "--token-file", tok)
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Equal(t, 1, probeJSON(t, out).Summary.Addresses, "stdout is the report, the notice goes to stderr")
+	assert.Equal(t, "reported 1 measurement(s) to "+srv.URL+" as outside-dc1: 0 contradict the auditor's verdicts (no verdicts yet: its first scan has not finished)\n", errOut)
+	es := store.Entries("outside-dc1")
+	require.Len(t, es, 1)
+	assert.Equal(t, probe.Answered, es[0].Result)
+	assert.Equal(t, probePort(tri), es[0].Port)
+
+	// The auditor refuses (wrong token): the results are printed, the refusal is exit 2.
+	require.NoError(t, os.WriteFile(tok, []byte("other\n"), 0o600))
+	bad := filepath.Join(t.TempDir(), "bad")
+	require.NoError(t, os.WriteFile(bad, []byte("t0ken\n"), 0o600))
+	out, errOut, code = probeCLI(t, z, "--report-to", srv.URL, "--vantage", "outside-dc1", "--token-file", bad)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, out, "answered")
+	assert.Contains(t, errOut, "401 Unauthorized: missing or wrong bearer token")
+}
+
 // An incomplete read of the registry is exit 1 even when every probed provider answered.
 func TestProbeCommandIncompleteRegistry(t *testing.T) {
 	z := harness.StartZooKeeper(t)
@@ -185,6 +222,12 @@ func TestProbeCommandUsageErrors(t *testing.T) {
 		{[]string{"--zk", "127.0.0.1:1", "--zk-auth-file", "/nonexistent/zk-auth"}, "/nonexistent/zk-auth"},
 		{[]string{"--zk", "127.0.0.1:1", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
 		{[]string{"--zk", "127.0.0.1:1", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"--zk", "127.0.0.1:1", "--vantage", "a"}, "--vantage and --token-file go with --report-to URL"},
+		{[]string{"--zk", "127.0.0.1:1", "--report-to", "auditor:8080"}, `--report-to "auditor:8080" is not the auditor's base URL`},
+		{[]string{"--zk", "127.0.0.1:1", "--report-to", "http://a:8080"}, "--report-to needs --vantage NAME"},
+		{[]string{"--zk", "127.0.0.1:1", "--report-to", "http://a:8080", "--vantage", "DC 1"}, "--vantage: vantage DC 1 is not a valid name"},
+		{[]string{"--zk", "127.0.0.1:1", "--report-to", "http://a:8080", "--vantage", "dc1"}, "--report-to needs --token-file FILE"},
+		{[]string{"--zk", "127.0.0.1:1", "--report-to", "http://a:8080", "--vantage", "dc1", "--token-file", "/nonexistent/t"}, "--token-file: open /nonexistent/t"},
 		{[]string{"--zk", "127.0.0.1:1", "extra-arg"}, `unknown command "extra-arg"`},
 	}
 	for _, tc := range tests {
