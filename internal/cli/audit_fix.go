@@ -33,6 +33,7 @@ type fixFlags struct {
 	backupDir    string
 	legacy       bool
 	configRoot   string
+	disableScope string
 }
 
 // fixModeNames are the values --fix accepts, in the order the help lists them.
@@ -47,7 +48,8 @@ func (f *fixFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxChanges, "max-fix-changes", 20, "with --fix: cap on changes per cycle; a plan above it changes nothing and sets dubboreach_fix_cap_exceeded")
 	fs.StringVar(&f.backupDir, "fix-backup-dir", "", "with --fix prune: directory for the backup files written before any delete (required unless --dry-run)")
 	fs.BoolVar(&f.legacy, "legacy-override", false, "with --fix disable: also register the 2.6-era override:// URL under <zk-root>/<interface>/configurators")
-	fs.StringVar(&f.configRoot, "config-root", "/dubbo/config/dubbo", "with --fix disable: the config-center group node that holds <service>.configurators rules")
+	fs.StringVar(&f.configRoot, "config-root", "", "with --fix disable: the config-center group node that holds <service>.configurators rules (default <zk-root>/config/dubbo, where Dubbo reads them)")
+	fs.StringVar(&f.disableScope, "disable-scope", fix.ScopeOutside, "with --fix disable: which consumers the rules address: outside (the registered consumers outside the clusters, by address) or all (0.0.0.0, consumers inside too)")
 }
 
 // parseFixModes reads --fix MODE[,MODE...].
@@ -89,8 +91,11 @@ func validateFix(f *auditFlags, m fix.Modes) error {
 	if x.maxChanges < 1 {
 		return fmt.Errorf("--max-fix-changes %d: want at least 1", x.maxChanges)
 	}
-	if !strings.HasPrefix(x.configRoot, "/") || path.Clean(x.configRoot) != x.configRoot {
+	if x.configRoot != "" && (!strings.HasPrefix(x.configRoot, "/") || path.Clean(x.configRoot) != x.configRoot) {
 		return fmt.Errorf("--config-root %q is not a clean absolute ZooKeeper path", x.configRoot)
+	}
+	if x.disableScope != fix.ScopeOutside && x.disableScope != fix.ScopeAll {
+		return fmt.Errorf("--disable-scope %q: want %s (the consumers outside the clusters) or %s (every consumer, 0.0.0.0)", x.disableScope, fix.ScopeOutside, fix.ScopeAll)
 	}
 	if m[fix.ModeEvict] {
 		if f.cf.inventory != "" {
@@ -122,7 +127,7 @@ func validateFix(f *auditFlags, m fix.Modes) error {
 // options binds the fix flags to the server's fix policy.
 func (f *fixFlags) options(m fix.Modes) server.Fix {
 	return server.Fix{Modes: m, DryRun: f.dryRun, StaleAfter: f.staleAfter, MaxEvictions: f.maxEvictions, MinPodAge: f.minPodAge,
-		MaxChanges: f.maxChanges, BackupDir: f.backupDir, Legacy: f.legacy, ConfigRoot: f.configRoot}
+		MaxChanges: f.maxChanges, BackupDir: f.backupDir, Legacy: f.legacy, ConfigRoot: f.configRoot, DisableScope: f.disableScope}
 }
 
 // fixOnce plans (and, without --dry-run, applies) the corrections for one audit result.

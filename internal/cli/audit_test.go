@@ -48,6 +48,7 @@ func TestAuditFixUsageErrors(t *testing.T) {
 		{[]string{"--fix", "prune", "--stale-after", "0", "--fix-backup-dir", "/tmp"}, "--stale-after=0 is for --once only"},
 		{[]string{"--once", "--fix", "disable", "--max-fix-changes", "0"}, "--max-fix-changes 0: want at least 1"},
 		{[]string{"--once", "--fix", "disable", "--config-root", "dubbo/config"}, `--config-root "dubbo/config" is not a clean absolute`},
+		{[]string{"--once", "--fix", "disable", "--disable-scope", "inside"}, `--disable-scope "inside": want outside (the consumers outside the clusters) or all`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -114,12 +115,19 @@ func providerZnode(iface, hostPort, extra string) string {
 }
 
 // seed registers an unreachable provider (cart-1's pod IP; node-b's pod route is not
-// installed), a reachable one (orders-1) and a persistent entry no pod holds any more.
+// installed), a reachable one (orders-1) and a persistent entry no pod holds any more. Cart and
+// Old also have a provider on node-b's host network (reachable), and a consumer outside the
+// cluster: without them a disable would do nothing (Dubbo keeps its last invokers; docs/fix.md).
 func seed(t *testing.T, c *zk.Conn) (stale string) {
 	create(t, c, providerZnode("com.shop.CartService", "10.244.2.5:20880", ""), nil)
 	create(t, c, providerZnode("com.shop.OrderService", "10.244.1.7:20880", ""), nil)
 	stale = providerZnode("com.shop.OldService", "10.244.2.77:20880", "dynamic=false&")
 	create(t, c, stale, []byte("written by hand\x00\xff"))
+	for _, iface := range []string{"com.shop.CartService", "com.shop.OldService"} {
+		create(t, c, providerZnode(iface, "10.132.2.12:20881", ""), nil)
+		create(t, c, "/dubbo/"+iface+"/consumers/"+url.QueryEscape("consumer://10.132.2.50/"+iface+
+			"?application=web&category=consumers&interface="+iface+"&release=3.3.6&side=consumer"), nil)
+	}
 	return stale
 }
 
@@ -148,7 +156,8 @@ func TestAuditFixDisableDryRunApplyUndo(t *testing.T) {
 	assert.Equal(t, fix.OpCreate, ch.Op)
 	assert.Equal(t, cartRule, ch.Path)
 	assert.Equal(t, "10.244.2.5:20880", ch.Provider)
-	assert.Contains(t, ch.AfterText, `providerAddresses: ["10.244.2.5:20880"]`)
+	assert.Contains(t, ch.AfterText, `addresses: ["10.132.2.50"], providerAddresses: ["10.244.2.5:20880"]`)
+	assert.Equal(t, []string{"10.132.2.50"}, ch.Consumers, "the rule names the consumer outside the cluster")
 	assert.Equal(t, oldRule, old.Path)
 	assert.Equal(t, "10.244.2.77:20880", old.Provider)
 	assert.NotContains(t, out, "10.244.1.7", "the reachable provider is not disabled")

@@ -111,8 +111,10 @@ func Targets(r *registry.Result) (disable, prune, evict []Target) {
 		}
 		unreachable := f.Verdict == routes.Unreachable
 		if f.Kind == registry.KindInterface {
-			// Unknown verdicts are never acted on: dubboreach does not know they are broken.
-			if unreachable || f.Stale {
+			// Only unreachable providers: unknown verdicts are not known to be broken, and a
+			// reachable one is never disabled, stale or not (issue 12, item 9). Plan takes the
+			// disable targets from DisableInputFrom, which picks the same ones.
+			if unreachable {
 				disable = append(disable, t)
 			}
 			prune = append(prune, t)
@@ -132,7 +134,7 @@ func (c *Controller) Plan(ctx context.Context, r *registry.Result, now time.Time
 	if m.NeedsScan() && !r.Complete {
 		return Plan{Changes: []Change{}}, ErrIncompleteScan
 	}
-	dis, prn, ev := Targets(r)
+	_, prn, ev := Targets(r)
 	if m[ModeUndoDisable] {
 		p, err := PlanUndoDisable(c.zk, c.opts.Disable)
 		if err != nil {
@@ -141,7 +143,7 @@ func (c *Controller) Plan(ctx context.Context, r *registry.Result, now time.Time
 		plan.Add(p)
 	}
 	if m[ModeDisable] {
-		p, err := PlanDisable(c.zk, r.Complete, dis, c.opts.Disable)
+		p, err := PlanDisableFor(c.zk, DisableInputFrom(r), c.opts.Disable)
 		if err != nil {
 			return Plan{}, fmt.Errorf("planning disable: %w", err)
 		}

@@ -88,7 +88,18 @@ type Fix struct {
 	MaxChanges   int           // --max-fix-changes
 	BackupDir    string        // --fix-backup-dir
 	Legacy       bool          // --legacy-override
-	ConfigRoot   string        // --config-root
+	ConfigRoot   string        // --config-root; empty: <zk-root>/config/dubbo
+	DisableScope string        // --disable-scope: fix.ScopeOutside (default) or fix.ScopeAll
+}
+
+// configRoot is --config-root, or where Dubbo keeps rules for the registry root: a registry
+// group X puts the config center's namespace at X too (registryAsConfigCenter), and rules are
+// read from its "dubbo" group (GovernanceRuleRepository.DEFAULT_GROUP): /X/config/dubbo.
+func (f Fix) configRoot(scan zk.Config) string {
+	if f.ConfigRoot != "" {
+		return f.ConfigRoot
+	}
+	return path.Join(scan.ZKRoot, "config", "dubbo")
 }
 
 // Evictor returns the pod evictor of the policy, writing through c.
@@ -102,7 +113,8 @@ func (f Fix) Controller(scan zk.Config, c *zk.Client, ev *fix.Evictor) *fix.Cont
 	return fix.NewController(fix.ControllerOptions{
 		Modes: f.Modes, DryRun: f.DryRun, StaleAfter: f.StaleAfter, MaxChanges: f.MaxChanges, BackupDir: f.BackupDir,
 		Disable: fix.DisableOptions{
-			ConfigRoot:   path.Clean(c.Chroot + f.ConfigRoot),
+			ConfigRoot:   path.Clean(c.Chroot + f.configRoot(scan)),
+			Scope:        f.DisableScope,
 			RegistryRoot: path.Clean(c.Chroot + scan.ZKRoot),
 			Legacy:       f.Legacy,
 		},
