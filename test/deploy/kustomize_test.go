@@ -1,8 +1,11 @@
 package deploy
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -250,4 +253,50 @@ func splitYAMLFile(t testing.TB, path string) []*unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	return splitYAML(t, data)
+}
+
+// TestKustomizeNamespaceFollows: changing the namespace in config/default (as users do) moves
+// the strings that must name it too: the webhook's own namespace stays excluded from mutation,
+// and the node-label policy binds the webhook's ServiceAccount in the new namespace.
+func TestKustomizeNamespaceFollows(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "config"))); err != nil {
+		t.Fatal(err)
+	}
+	k := filepath.Join(dir, "default", "kustomization.yaml")
+	data, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(string(data), "namespace: dubboreach-system", "namespace: shop-infra", 1)
+	if moved == string(data) {
+		t.Fatal("config/default/kustomization.yaml sets no namespace: dubboreach-system")
+	}
+	if err := os.WriteFile(k, []byte(moved), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := splitYAML(t, string(out))
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "MutatingWebhookConfiguration":
+			sel, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+			b, _ := json.Marshal(sel)
+			if !strings.Contains(string(b), `"shop-infra"`) || strings.Contains(string(b), "dubboreach-system") {
+				t.Errorf("the webhook's namespace selector does not exclude the new namespace: %s", b)
+			}
+		case "ValidatingAdmissionPolicy":
+			b, _ := json.Marshal(u.Object["spec"])
+			if !strings.Contains(string(b), "system:serviceaccount:shop-infra:dubboreach-webhook") || strings.Contains(string(b), "dubboreach-system") {
+				t.Errorf("the node-label policy does not name the webhook's ServiceAccount in the new namespace: %s", b)
+			}
+		}
+	}
 }
