@@ -93,6 +93,9 @@ fabric:
 audit:
   zookeeper: {servers: "zk-0.zk:2181,zk-1.zk:2181/prod", digest: "dubbo:s3cret"}
 `},
+	{"host-network", `
+webhook: {hostNetwork: true, port: 10260, metricsPort: 10261, healthPort: 10262}
+`},
 	{"webhook-only", `
 audit: {enabled: false}
 `},
@@ -223,6 +226,17 @@ func checkWebhookDeployment(t *testing.T, objs []runtime.Object) {
 	t.Helper()
 	d := deploymentByComponent(t, objs, "webhook")
 	spec := d.Spec.Template.Spec
+	if spec.HostNetwork {
+		// webhook.hostNetwork: the one host namespace allowed, with DNS that still resolves
+		// Services, and ports that are the node's.
+		if spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+			t.Errorf("hostNetwork webhook with dnsPolicy %q, want ClusterFirstWithHostNet", spec.DNSPolicy)
+		}
+		if !slices.Contains(spec.Containers[0].Args, "--port=10260") {
+			t.Errorf("hostNetwork webhook args %v lack the chosen node port", spec.Containers[0].Args)
+		}
+		spec.HostNetwork = false
+	}
 	checkRestricted(t, "webhook", spec)
 	if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
 		t.Errorf("webhook replicas %v, want at least 2", d.Spec.Replicas)
@@ -248,8 +262,12 @@ func checkWebhookDeployment(t *testing.T, objs []runtime.Object) {
 		t.Errorf("PDB minAvailable %v leaves no pod evictable of %d", pdbs[0].Spec.MinAvailable, *d.Spec.Replicas)
 	}
 	args := spec.Containers[0].Args
-	for _, want := range []string{"webhook", "--port=9443", "--cert-dir=/etc/dubboreach/tls", "--fabric=/etc/dubboreach/fabric/fabric.yaml",
-		"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"} {
+	wantArgs := []string{"webhook", "--port=9443", "--cert-dir=/etc/dubboreach/tls", "--fabric=/etc/dubboreach/fabric/fabric.yaml",
+		"--leader-elect=true", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"}
+	if slices.Contains(args, "--port=10260") {
+		wantArgs = []string{"webhook", "--port=10260", "--metrics-bind-address=:10261", "--health-probe-bind-address=:10262"}
+	}
+	for _, want := range wantArgs {
 		if !slices.Contains(args, want) {
 			t.Errorf("webhook args %v lack %s", args, want)
 		}
