@@ -70,6 +70,7 @@ type auditFlags struct {
 	leaderElect    bool
 	leaderNS       string
 	concurrency    int
+	probe          auditProbeFlags
 }
 
 // zkAuthEnv holds digest credentials when --zk-auth-file is not given.
@@ -116,6 +117,7 @@ they are never printed.`,
 	fs.StringVarP(&f.output, "output", "o", "table", "output format with --once: table|json")
 	fs.StringVar(&f.listen, "listen", "", "address to serve /metrics, /healthz and /readyz on (long-running mode), e.g. :8080")
 	f.fx.register(fs)
+	f.probe.register(fs)
 	fs.StringVar(&f.routeFormat, "route-format", string(render.Linux), "router dialect of the missing routes in explanations: "+strings.Join(render.Names(), "|"))
 	fs.DurationVar(&f.resync, "resync", 10*time.Minute, "period of full rescans in long-running mode (watches keep the view current in between)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "with a cluster: elect a leader so that only one replica writes Events")
@@ -275,6 +277,9 @@ func hostPortString(host string, port int) string {
 func auditServe(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config, log logr.Logger) error {
 	o := server.Options{Scan: scan, Listen: f.listen, RouteFormat: render.Format(f.routeFormat),
 		LeaderElect: f.leaderElect, LeaderElectionNamespace: f.leaderNS, Fix: f.fx.options(modes), Log: log}
+	if err := f.probe.apply(&o); err != nil {
+		return err
+	}
 	var err error
 	if o.Fabric, err = f.cf.loadFabric(); err != nil {
 		return err
