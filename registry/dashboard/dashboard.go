@@ -45,6 +45,10 @@ type Options struct {
 	// EventInterval is the shortest time between two server-sent events to one client
 	// (default 1s): a burst of rejudging passes becomes one refresh of the page.
 	EventInterval time.Duration
+	// MaxStreamsPerClient caps the event streams one client address holds open at once
+	// (default 16; a page holds one); MaxStreams caps them all (default 512). Each stream is a
+	// goroutine and a connection for as long as the client likes: past the cap, 429.
+	MaxStreamsPerClient, MaxStreams int
 }
 
 // Dashboard serves the page and the API.
@@ -56,6 +60,7 @@ type Dashboard struct {
 	gen     uint64
 	changes *ring
 	routes  *routesCache
+	streams streamCount
 }
 
 // Register adds the dashboard (/, its views and assets) and the API (/api/v1/) to mux.
@@ -79,7 +84,13 @@ func New(opts Options) *Dashboard {
 	if opts.Context == nil {
 		opts.Context = context.Background()
 	}
-	d := &Dashboard{opts: opts, changes: newRing(opts.Changes)}
+	if opts.MaxStreamsPerClient <= 0 {
+		opts.MaxStreamsPerClient = 16
+	}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = 512
+	}
+	d := &Dashboard{opts: opts, changes: newRing(opts.Changes), streams: streamCount{per: map[string]int{}}}
 	go d.follow(opts.Context)
 	return d
 }

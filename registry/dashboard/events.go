@@ -3,7 +3,9 @@ package dashboard
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/dubboreach/dubboreach/registry"
@@ -16,6 +18,42 @@ type Update struct {
 	Complete   bool             `json:"complete"`
 	Connected  bool             `json:"connected"`
 	Summary    registry.Summary `json:"summary"`
+}
+
+// streamCount counts open event streams, per client address and in all.
+type streamCount struct {
+	mu    sync.Mutex
+	per   map[string]int
+	total int
+}
+
+func (c *streamCount) acquire(client string, perClient, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.total >= max || c.per[client] >= perClient {
+		return false
+	}
+	c.per[client]++
+	c.total++
+	return true
+}
+
+func (c *streamCount) release(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.per[client]--; c.per[client] <= 0 {
+		delete(c.per, client)
+	}
+}
+
+// clientAddr is the client's IP address without its port: one browser opens each stream from
+// a new port.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // heartbeat keeps proxies from closing an idle event stream.
@@ -33,6 +71,14 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, apiError{Error: "the server cannot stream responses"})
 		return
 	}
+	client := clientAddr(r)
+	if !d.streams.acquire(client, d.opts.MaxStreamsPerClient, d.opts.MaxStreams) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, apiError{Error: fmt.Sprintf(
+			"too many event streams open (at most %d per client, %d in all): close other dashboard tabs or clients", d.opts.MaxStreamsPerClient, d.opts.MaxStreams)})
+		return
+	}
+	defer d.streams.release(client)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
