@@ -215,6 +215,7 @@ var alertToggles = map[string]string{
 	"DubboreachZooKeeperDisconnected":  "zookeeperDisconnected",
 	"DubboreachAuditorDown":            "auditorDown",
 	"DubboreachFixCapExceeded":         "fixCapExceeded",
+	"DubboreachVerdictContradicted":    "verdictContradicted",
 	"DubboreachPodRoutesMissing":       "podRoutesMissing",
 	"DubboreachWebhookErrors":          "webhookErrors",
 	"DubboreachWebhookFailOpen":        "webhookFailOpen",
