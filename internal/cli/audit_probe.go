@@ -16,7 +16,8 @@ import (
 )
 
 // auditProbeFlags plug the measurements of `dubboreach probe` into the long-running auditor
-// (registry/measure): the API on --listen, the metrics on /metrics, the verdicts from a hook.
+// (registry/measure): the API on --listen, the metrics on /metrics, the verdicts from a hook,
+// the measurements beside the verdicts in the dashboard.
 type auditProbeFlags struct {
 	tokenFile string
 	ttl       time.Duration
@@ -54,5 +55,6 @@ func (p *auditProbeFlags) apply(o *server.Options) error {
 	}
 	o.Hooks = append(o.Hooks, func(_ context.Context, r *registry.Result) { latest.Store(r) })
 	o.Collectors = append(o.Collectors, metrics)
+	o.Measurements = store // the dashboard shows them beside the verdicts
 	return nil
 }

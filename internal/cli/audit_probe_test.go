@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dubboreach/dubboreach/registry/dashboard"
 	"github.com/dubboreach/dubboreach/registry/measure"
 	"github.com/dubboreach/dubboreach/registry/probe"
 	"github.com/dubboreach/dubboreach/test/harness"
@@ -80,6 +81,21 @@ func TestAuditTakesProbeReports(t *testing.T) {
 	assert.Equal(t, "published-pod-route", string(list.Contradictions[0].Reason))
 	assert.Equal(t, "10.244.2.5", list.Contradictions[1].Address)
 	assert.Equal(t, &measure.MissingRoute{Prefix: "10.244.2.0/24", NextHop: "10.132.2.12", Node: "node-b"}, list.Contradictions[1].MissingRoute)
+
+	// The dashboard shows them beside the verdicts, and filters the contradicted.
+	resp, err = http.Get(base + "/api/v1/providers?contradicted=true&limit=500")
+	require.NoError(t, err)
+	var page dashboard.Page
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	_ = resp.Body.Close()
+	require.NotEmpty(t, page.Items)
+	for _, row := range page.Items {
+		assert.Contains(t, []string{"10.244.1.7:20880", "10.244.2.5:20880"}, row.HostPort)
+		assert.True(t, row.Contradicted, row.HostPort)
+		require.NotEmpty(t, row.Measured, row.HostPort)
+		assert.Equal(t, "outside-dc1", row.Measured[0].Vantage)
+		assert.NotEmpty(t, row.Measured[0].Hint)
+	}
 
 	resp, err = http.Get(base + "/metrics")
 	require.NoError(t, err)

@@ -74,7 +74,7 @@ func intParam(v url.Values, name string, def, lo, hi int) (int, *apiError) {
 	return n, nil
 }
 
-var listParams = []string{"verdict", "reason", "service", "application", "namespace", "node", "protocol", "kind", "q", "flagged", "sort", "dir", "page", "limit"}
+var listParams = []string{"verdict", "reason", "service", "application", "namespace", "node", "protocol", "kind", "q", "flagged", "contradicted", "sort", "dir", "page", "limit"}
 
 func parseQuery(r *http.Request, consumers bool) (*query, *apiError) {
 	v, e := params(r, listParams...)
@@ -119,6 +119,11 @@ func parseQuery(r *http.Request, consumers bool) (*query, *apiError) {
 		return nil, e
 	}
 	qr.flagged = fl == "true"
+	ct, e := oneOf(v, "contradicted", []string{"true", "false"}, "false")
+	if e != nil {
+		return nil, e
+	}
+	qr.contradicted = ct == "true"
 	if qr.sort, e = oneOf(v, "sort", sortFields, "verdict"); e != nil {
 		return nil, e
 	}
@@ -159,6 +164,13 @@ type Row struct {
 	DubboGo     bool          `json:"dubboGo,omitempty"`
 	// MissingRoute is the pod route the fabric lacks, if that is the problem.
 	MissingRoute *RouteJSON `json:"missingRoute,omitempty"`
+	// Measured is what probes measured at this provider's address:port, one entry per vantage,
+	// those contradicting the verdict first, then the worst result (a table row carries at most
+	// 3, MeasuredMore counts the rest; the detail carries all). Absent without measurements.
+	Measured     []Measured `json:"measured,omitempty"`
+	MeasuredMore int        `json:"measuredMore,omitempty"`
+	// Contradicted: a vantage's measurement contradicts the verdict (docs/probe.md).
+	Contradicted bool `json:"contradicted,omitempty"`
 }
 
 // RouteJSON is a pod route.
@@ -199,6 +211,7 @@ type Page struct {
 	Sort       string    `json:"sort"`
 	Dir        string    `json:"dir"`
 	Items      []Row     `json:"items"`
+	ids        []int32
 }
 
 func (d *Dashboard) list(consumers bool) http.HandlerFunc {
@@ -212,7 +225,20 @@ func (d *Dashboard) list(consumers bool) http.HandlerFunc {
 		if x == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, x.page(qr))
+		sn := d.snapshot()
+		if qr.contradicted && !consumers {
+			if m := d.marks(x); m != nil {
+				qr.marks = m.byRow
+			}
+		}
+		p := x.page(qr)
+		if !consumers {
+			s := x.side(false)
+			for k := range p.Items {
+				d.withMeasured(sn, &p.Items[k], &s.findings[p.ids[k]], maxMeasuredRow)
+			}
+		}
+		writeJSON(w, http.StatusOK, p)
 	}
 }
 
@@ -227,6 +253,7 @@ func (x *index) page(qr *query) Page {
 	for k, i := range ids {
 		p.Items[k] = toRow(&s.findings[i])
 	}
+	p.ids = ids
 	return p
 }
 
@@ -264,6 +291,9 @@ type Facets struct {
 	Values     map[string][]Count `json:"values"`
 	// Truncated names the facets listed only in part (their most frequent values).
 	Truncated []string `json:"truncated,omitempty"`
+	// Contradicted counts the providers whose verdict a probe's measurement contradicts
+	// (side=providers, present only while there are live measurements).
+	Contradicted *int `json:"contradicted,omitempty"`
 }
 
 func (x *index) facets(consumers bool) Facets {
@@ -297,7 +327,11 @@ func (d *Dashboard) facets(w http.ResponseWriter, r *http.Request) {
 	if x == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, x.facets(sd == "consumers"))
+	fc := x.facets(sd == "consumers")
+	if m := d.marks(x); m != nil && sd == "providers" {
+		fc.Contradicted = &m.contradicted
+	}
+	writeJSON(w, http.StatusOK, fc)
 }
 
 // SideSummary counts one side of the registry.
@@ -384,6 +418,8 @@ type Overview struct {
 	ChangesDropped int      `json:"changesDropped"`
 	// Routes counts pod routes (when the dashboard has the route store).
 	Routes *RouteCounts `json:"routes,omitempty"`
+	// Measurements sums up what probes measured (present only while there are live ones).
+	Measurements *MeasuredSummary `json:"measurements,omitempty"`
 }
 
 // RouteCounts sums up the route table.
@@ -447,6 +483,9 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		o.Routes = rc
+	}
+	if m := d.marks(x); m != nil {
+		o.Measurements = &MeasuredSummary{Vantages: m.snap.Vantages(), Measured: m.measured, Contradicted: m.contradicted}
 	}
 	writeJSON(w, http.StatusOK, o)
 }

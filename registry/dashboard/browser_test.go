@@ -19,6 +19,8 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/dubboreach/dubboreach/registry"
+	"github.com/dubboreach/dubboreach/registry/measure"
+	"github.com/dubboreach/dubboreach/registry/probe"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/test/harness"
 	"github.com/dubboreach/dubboreach/test/javareg"
@@ -136,6 +138,8 @@ type live struct {
 	url    string
 	holder *registry.Holder
 	j      *javareg.Client
+	// token is the bearer token the auditor's measurements API takes (probe reports).
+	token string
 }
 
 // startLive runs the real auditor (scanner with watches, judge) over a real ZooKeeper and
@@ -170,8 +174,21 @@ func startLive(t *testing.T, bulk int) *live {
 	fixes := NewFixLog(10)
 	fixes.Add(FixEntry{At: time.Now(), Mode: "disable", Op: "create", Result: "applied", Subject: xssService + " at 10.244.2.5:20880",
 		Path: "/dubbo/config/dubbo/com.example.CartService::.configurators", Reason: "unreachable: unpublished-pod-route"})
+	// The measurements API of `audit --listen` (registry/measure), as audit_probe.go wires it.
+	tokenFile := filepath.Join(t.TempDir(), "probe-token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ms := measure.NewStore(measure.Options{})
+	mh, err := measure.NewHandler(measure.HandlerOptions{Store: ms, TokenFile: tokenFile, Latest: holder.Latest, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pattern, h := range mh.Routes() {
+		mux.Handle(pattern, h)
+	}
 	Register(mux, Options{Holder: holder, Store: w.store, Pods: w.pods, Context: ctx, EventInterval: 200 * time.Millisecond, Fixes: fixes,
-		ReadZnode: func(_ context.Context, p string) ([]byte, error) { b, _, err := c.Get(p); return b, err }})
+		ReadZnode: func(_ context.Context, p string) ([]byte, error) { b, _, err := c.Get(p); return b, err }, Measurements: ms})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); cancel(); <-done })
 
@@ -186,7 +203,7 @@ func startLive(t *testing.T, bulk int) *live {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &live{url: srv.URL, holder: holder, j: j}
+	return &live{url: srv.URL, holder: holder, j: j, token: "s3cret"}
 }
 
 func connectZK(addr string) (*gozk.Conn, error) {
@@ -529,6 +546,11 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("measurements beside verdicts", func(t *testing.T) {
+		b.t = t
+		testMeasurements(t, b, lv)
+	})
+
 	t.Run("narrow window", func(t *testing.T) {
 		b.t = t
 		b.run("narrow", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
@@ -561,4 +583,123 @@ func evalVoid(expr string) chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Evaluate[json.RawMessage](expr)(ctx, t)
 		return err
 	})
+}
+
+// xssDetail is what a hostile probe reports as a measurement's detail.
+const xssDetail = `"><img src=x onerror=window.__xss=3>`
+
+// testMeasurements posts probe reports over HTTP into the auditor's measurements API, as
+// `dubboreach probe --report-to` does, while the providers table is open: the page updates by
+// itself, shows "measured from NAME: result, N s ago" beside the verdicts, marks the two
+// contradictions (orders' published route timed out, cart's unpublished one answered) with
+// their hints, filters them, and renders reported text as text.
+func testMeasurements(t *testing.T, b *browser, lv *live) {
+	u, err := url.Parse(lv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hostile vantage name is refused by the auditor; it never reaches a page.
+	evil := &probe.Reporter{URL: u, Vantage: `"><img src=x onerror=window.__xss=4>`, Token: lv.token}
+	if _, err := evil.Send(context.Background(), &probe.Report{Measurements: []probe.Measurement{{Address: "10.244.1.7", Port: 20880, Result: probe.Answered}}}); err == nil {
+		t.Error("a report from a vantage named with markup was accepted")
+	}
+
+	b.run("open providers", chromedp.Navigate(lv.url+"/providers?limit=200"))
+	b.until("rows", `document.querySelectorAll("main tbody tr[data-verdict]").length > 50`)
+	var hidden bool
+	b.eval(`document.getElementById("c-contradicted").hidden`, &hidden)
+	if !hidden {
+		t.Error("the contradicted filter is shown before any probe reported")
+	}
+	r := &probe.Reporter{URL: u, Vantage: "outside-dc1", Token: lv.token}
+	ack, err := r.Send(context.Background(), &probe.Report{Measurements: []probe.Measurement{
+		{Address: "10.244.1.7", Port: 20880, Protocol: "dubbo", Result: probe.Timeout, Detail: "no answer to the connect within 3s"},
+		{Address: "10.244.2.5", Port: 20880, Protocol: "dubbo", Result: probe.Answered, Detail: xssDetail, Millis: 1.2},
+		{Address: "10.244.2.77", Port: 20880, Protocol: "dubbo", Result: probe.Refused},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Contradictions != 2 {
+		t.Errorf("the auditor counts %d contradictions, want 2", ack.Contradictions)
+	}
+	// The open page re-fetches on the report's event: the interface- and application-level
+	// entries of both addresses are marked.
+	b.until("the contradiction marks", `document.querySelectorAll("main tbody tr[data-contradicted=true]").length === 4`)
+	var cells map[string]string
+	b.eval(`Object.fromEntries([...document.querySelectorAll("main tbody tr[data-verdict]")].map(r => [r.cells[0].textContent + " " + r.cells[3].textContent, r.cells[4].textContent]))`, &cells)
+	orders := cells["com.shop.OrderService 10.244.1.7:20880"]
+	for _, want := range []string{"reachable", "contradicted", "measured from outside-dc1: timeout, ", " s ago",
+		"the pod route of node node-a is taken as published", "10.244.1.7:20880 was timeout from outside-dc1"} {
+		if !strings.Contains(orders, want) {
+			t.Errorf("orders' verdict cell lacks %q: %q", want, orders)
+		}
+	}
+	cart := cells["com.shop.CartService 10.244.2.5:20880"]
+	for _, want := range []string{"unreachable", "contradicted", "measured from outside-dc1: answered, ", "so the route 10.244.2.0/24 via 10.132.2.12 is in place"} {
+		if !strings.Contains(cart, want) {
+			t.Errorf("cart's verdict cell lacks %q: %q", want, cart)
+		}
+	}
+	old := cells["com.shop.OldService 10.244.2.77:20880"]
+	if !strings.Contains(old, "measured from outside-dc1: refused, ") || strings.Contains(old, "contradicted") {
+		t.Errorf("old's verdict cell (refused: measured, no contradiction): %q", old)
+	}
+	if edge := cells["com.shop.EdgeService 10.132.2.11:30880"]; strings.Contains(edge, "measured") {
+		t.Errorf("an unmeasured provider shows a measurement: %q", edge)
+	}
+	screenshot(t, b.ctx, "providers-measured")
+
+	// The filter: shown now, operated by keyboard (space toggles the checkbox).
+	b.until("the filter shown", `!document.getElementById("c-contradicted").hidden`)
+	b.run("filter contradicted", chromedp.Focus(chromedp.CSS("#f-contradicted")), chromedp.KeyEvent(" "))
+	b.until("only contradicted", `new URLSearchParams(location.search).get("contradicted") === "true" && document.querySelectorAll("main tbody tr[data-verdict]").length === 4`)
+	var rows [][]string
+	b.eval(rowsJS, &rows)
+	for _, row := range rows {
+		if row[3] != "10.244.1.7:20880" && row[3] != "10.244.2.5:20880" {
+			t.Errorf("row %v is not contradicted", row)
+		}
+	}
+	b.run("reload the filtered view", chromedp.Navigate(lv.url+"/providers?contradicted=true"))
+	b.until("filter from the URL", `document.getElementById("f-contradicted").checked && document.querySelectorAll("main tbody tr[data-contradicted=true]").length === 4`)
+
+	// The detail: every measurement with its detail text, and the contradiction as an alert.
+	b.run("open cart", chromedp.Navigate(lv.url+"/providers?q=cartservice"))
+	b.until("the cart row", `document.querySelectorAll("main tbody tr[data-verdict]").length === 1`)
+	b.run("open the detail", chromedp.Click(chromedp.CSS(`main tbody a`)))
+	b.until("the detail", `document.querySelector("[data-field=contradicted]") !== null && document.querySelector("dd[data-field=measured]") !== null`)
+	var banner, measured string
+	b.eval(`document.querySelector("[data-field=contradicted]").textContent`, &banner)
+	b.eval(`document.querySelector("dd[data-field=measured]").textContent`, &measured)
+	if !strings.Contains(banner, "A measurement contradicts this verdict.") || !strings.Contains(banner, "add it to podRoutes.installed in the fabric file") {
+		t.Errorf("detail banner: %q", banner)
+	}
+	if !strings.Contains(measured, "measured from outside-dc1: answered, ") || !strings.Contains(measured, "(dubbo, 1.2 ms)") || !strings.Contains(measured, xssDetail) {
+		t.Errorf("detail measurements (the hostile detail as text): %q", measured)
+	}
+	screenshot(t, b.ctx, "detail-contradicted")
+
+	// The overview counts them and lists the vantage.
+	b.run("open overview", chromedp.Navigate(lv.url+"/"))
+	b.until("measurements", `document.querySelector("#h-probe") !== null`)
+	var card, section string
+	b.eval(`document.querySelector("[data-field=contradicted]").textContent`, &card)
+	b.eval(`document.querySelector("section[aria-labelledby=h-probe]").textContent`, &section)
+	if card != "4contradicted by a measurement" || !strings.Contains(section, "outside-dc1") || !strings.Contains(section, "answered 1, refused 1, timeout 1") {
+		t.Errorf("overview card %q, section %q", card, section)
+	}
+
+	for _, view := range []string{"/", "/providers?contradicted=true", "/registration?znode=" + urlQuery(findingByPrefix(lv.holder.Latest(), "/dubbo/com.shop.CartService/").Znode)} {
+		b.run("open "+view, chromedp.Navigate(lv.url+view))
+		b.until(view, `document.querySelector("main h1") !== null && document.querySelector("main [aria-busy]") === null && document.body.innerText.includes("outside-dc1")`)
+		var state struct {
+			XSS  string `json:"xss"`
+			Imgs int    `json:"imgs"`
+		}
+		b.eval(`({xss: typeof window.__xss, imgs: document.querySelectorAll("img").length})`, &state)
+		if state.XSS != "undefined" || state.Imgs != 0 {
+			t.Errorf("%s: window.__xss is %s, %d img elements", view, state.XSS, state.Imgs)
+		}
+	}
 }

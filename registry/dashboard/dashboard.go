@@ -49,6 +49,11 @@ type Options struct {
 	// (default 16; a page holds one); MaxStreams caps them all (default 512). Each stream is a
 	// goroutine and a connection for as long as the client likes: past the cap, 429.
 	MaxStreamsPerClient, MaxStreams int
+	// Measurements, when set, are what `dubboreach probe` measured from other places: shown
+	// beside each provider's verdict, contradictions marked (registry/measure.Store).
+	Measurements Measurements
+	// Now replaces time.Now for the ages of measurements (tests).
+	Now func() time.Time
 }
 
 // Dashboard serves the page and the API.
@@ -61,6 +66,7 @@ type Dashboard struct {
 	changes *ring
 	routes  *routesCache
 	streams streamCount
+	mk      *marks // the providers' measurement marks, for the latest index and snapshot
 }
 
 // Register adds the dashboard (/, its views and assets) and the API (/api/v1/) to mux.
@@ -89,6 +95,9 @@ func New(opts Options) *Dashboard {
 	}
 	if opts.MaxStreams <= 0 {
 		opts.MaxStreams = 512
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	d := &Dashboard{opts: opts, changes: newRing(opts.Changes), streams: streamCount{per: map[string]int{}}}
 	go d.follow(opts.Context)

@@ -149,6 +149,7 @@ func (d *Dashboard) detail(ctx context.Context, x *index, f *registry.Finding, f
 		dt.URL = uj
 	}
 	dt.Fix = d.fix(f, format)
+	d.withMeasured(d.snapshot(), &dt.Row, f, 0)
 	return dt
 }
 

@@ -18,6 +18,9 @@ type Update struct {
 	Complete   bool             `json:"complete"`
 	Connected  bool             `json:"connected"`
 	Summary    registry.Summary `json:"summary"`
+	// Measured is the version of the probes' measurements (absent without any): a page
+	// re-fetches when it changes, as when Generation does.
+	Measured uint64 `json:"measured,omitempty"`
 }
 
 // streamCount counts open event streams, per client address and in all.
@@ -90,12 +93,20 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	var sent uint64
+	var sent, sentM uint64
+	var mch <-chan struct{} // nil without measurements: never ready
 	for {
 		ch := d.opts.Holder.Updated()
-		if x := d.current(); x != nil && x.gen != sent {
-			sent = x.gen
-			b, _ := json.Marshal(Update{Generation: x.gen, JudgedAt: x.res.JudgedAt, Complete: x.res.Complete, Connected: x.res.Connected, Summary: x.res.Summary})
+		if d.opts.Measurements != nil {
+			mch = d.opts.Measurements.Updated()
+		}
+		var mv uint64
+		if sn := d.snapshot(); sn != nil {
+			mv = sn.Version
+		}
+		if x := d.current(); x != nil && (x.gen != sent || mv != sentM) {
+			sent, sentM = x.gen, mv
+			b, _ := json.Marshal(Update{Generation: x.gen, JudgedAt: x.res.JudgedAt, Complete: x.res.Complete, Connected: x.res.Connected, Summary: x.res.Summary, Measured: mv})
 			if _, err := fmt.Fprintf(w, "event: update\nid: %d\ndata: %s\n\n", x.gen, b); err != nil {
 				return
 			}
@@ -112,6 +123,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-mch:
 		case <-tick.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return

@@ -330,10 +330,13 @@ type query struct {
 	has       [nFacets]bool
 	q         string
 	flagged   bool
-	sort      string
-	desc      bool
-	page      int
-	limit     int
+	// contradicted keeps only providers whose marks say so (marks nil: none).
+	contradicted bool
+	marks        []uint8
+	sort         string
+	desc         bool
+	page         int
+	limit        int
 }
 
 // run filters, sorts and pages. total counts every match.
@@ -367,6 +370,9 @@ func (s *sideIndex) run(qr *query) (page []int32, total int) {
 			continue
 		}
 		if qr.flagged && !r.flagged {
+			continue
+		}
+		if qr.contradicted && (qr.marks == nil || qr.marks[i] != markContradicted) {
 			continue
 		}
 		if hit != nil && !hit[i] {

@@ -104,15 +104,12 @@ func (s *Store) Compare(res *registry.Result) []Contradiction {
 				}
 				continue
 			}
-			if !Contradicts(f.Verdict, e.Result) {
+			c := Check(f, e)
+			if c == nil {
 				continue
 			}
 			at[k] = len(out)
-			c := Contradiction{Vantage: e.Vantage, Address: e.Address, Port: e.Port, Verdict: f.Verdict, Reason: f.Reason,
-				Node: f.Node, MissingRoute: missingRoute(f.MissingRoute), Result: e.Result, Detail: e.Detail, MeasuredAt: e.MeasuredAt,
-				ReceivedAt: e.ReceivedAt, Services: []string{f.Service}, Registrations: 1}
-			c.Hint = hint(&c)
-			out = append(out, c)
+			out = append(out, *c)
 		}
 	}
 	slices.SortFunc(out, func(a, b Contradiction) int {

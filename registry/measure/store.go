@@ -76,6 +76,11 @@ type Store struct {
 	mu       sync.RWMutex
 	vantages map[string]*vantage
 	total    int
+	// version counts changes (reports, expiries); snap is the Snapshot of the latest version;
+	// updated is closed at the next accepted report.
+	version uint64
+	snap    *Snapshot
+	updated chan struct{}
 }
 
 // NewStore returns an empty store; zero Options fields take their defaults.
@@ -92,7 +97,7 @@ func NewStore(o Options) *Store {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{o: o, vantages: map[string]*vantage{}}
+	return &Store{o: o, vantages: map[string]*vantage{}, updated: make(chan struct{})}
 }
 
 // TTL is how long a measurement counts.
@@ -162,6 +167,9 @@ func (s *Store) Put(vantageName string, measuredAt time.Time, ms []probe.Measure
 	v.last = now.UTC()
 	s.vantages[vantageName] = v
 	s.total += added
+	s.version++
+	close(s.updated)
+	s.updated = make(chan struct{})
 	return nil
 }
 
@@ -230,6 +238,7 @@ func (s *Store) expireLocked(now time.Time) {
 			if !e.ReceivedAt.After(cut) {
 				delete(v.byAddr, ap)
 				s.total--
+				s.version++
 			}
 		}
 		if len(v.byAddr) == 0 {

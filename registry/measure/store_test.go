@@ -2,6 +2,7 @@ package measure
 
 import (
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dubboreach/dubboreach/registry/probe"
+	"github.com/dubboreach/dubboreach/routes"
 )
 
 // clock is a settable time for expiry tests.
@@ -167,4 +169,61 @@ func TestStoreConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Len(t, s.Entries(""), 400)
+}
+
+// A Snapshot is the same pointer until a report or an expiry changes the store; it indexes
+// the live entries by address:port, sorted by vantage; Updated is closed by a report.
+func TestSnapshot(t *testing.T) {
+	c := newClock()
+	s := NewStore(Options{Now: c.Now})
+	empty := s.Snapshot()
+	assert.Equal(t, 0, empty.Len())
+	assert.Same(t, empty, s.Snapshot(), "nothing changed")
+	upd := s.Updated()
+	require.NoError(t, s.Put("outside-dc1", c.Now(), []probe.Measurement{m("10.0.0.1", 20880, probe.Timeout)}))
+	select {
+	case <-upd:
+	default:
+		t.Fatal("Updated not closed by a report")
+	}
+	c.Add(time.Minute)
+	require.NoError(t, s.Put("dc2", c.Now(), []probe.Measurement{m("10.0.0.1", 20880, probe.Answered), m("10.0.0.2", 20880, probe.Refused)}))
+	sn := s.Snapshot()
+	assert.NotSame(t, empty, sn)
+	assert.Same(t, sn, s.Snapshot())
+	assert.Equal(t, 2, sn.Len())
+	es := sn.For(netip.MustParseAddrPort("10.0.0.1:20880"))
+	require.Len(t, es, 2)
+	assert.Equal(t, "dc2", es[0].Vantage)
+	assert.Equal(t, "outside-dc1", es[1].Vantage)
+	assert.Len(t, sn.For(netip.MustParseAddrPort("[::ffff:10.0.0.1]:20880")), 2, "a v4-mapped address is the v4 one")
+	assert.Empty(t, sn.For(netip.MustParseAddrPort("10.0.0.1:1")))
+	assert.Equal(t, []string{"dc2", "outside-dc1"}, []string{sn.Vantages()[0].Name, sn.Vantages()[1].Name})
+	// outside-dc1's entry expires first: a new snapshot without it, though no report came.
+	c.Add(DefaultTTL - 30*time.Second)
+	later := s.Snapshot()
+	assert.NotSame(t, sn, later)
+	assert.Greater(t, later.Version, sn.Version)
+	assert.Len(t, later.For(netip.MustParseAddrPort("10.0.0.1:20880")), 1)
+	assert.Len(t, later.Vantages(), 1)
+	var nilSnap *Snapshot
+	assert.Equal(t, 0, nilSnap.Len())
+	assert.Nil(t, nilSnap.For(netip.MustParseAddrPort("10.0.0.1:20880")))
+}
+
+func TestSortWorstFirst(t *testing.T) {
+	es := []Entry{{Vantage: "a", Measurement: probe.Measurement{Result: probe.Answered}}, {Vantage: "b", Measurement: probe.Measurement{Result: probe.Refused}},
+		{Vantage: "c", Measurement: probe.Measurement{Result: probe.Timeout}}, {Vantage: "d", Measurement: probe.Measurement{Result: probe.Connected}}}
+	SortWorstFirst(es, routes.Unreachable) // answered and connected contradict it
+	got := []string{}
+	for _, e := range es {
+		got = append(got, e.Vantage)
+	}
+	assert.Equal(t, []string{"d", "a", "c", "b"}, got)
+	SortWorstFirst(es, routes.Reachable)
+	got = got[:0]
+	for _, e := range es {
+		got = append(got, e.Vantage)
+	}
+	assert.Equal(t, []string{"c", "b", "d", "a"}, got)
 }

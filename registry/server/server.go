@@ -76,6 +76,8 @@ type Options struct {
 	Hooks []func(context.Context, *registry.Result)
 	// Collectors are registered beside the auditor's metrics and served on /metrics.
 	Collectors []prometheus.Collector
+	// Measurements, when set, are shown by the dashboard beside the verdicts (registry/measure.Store).
+	Measurements dashboard.Measurements
 }
 
 // Fix is the correction policy of `audit --fix` (docs/fix.md); the fields are the flags.
@@ -237,7 +239,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		mux := registry.NewMux(holder, metrics)
 		dashboard.Register(mux, dashboard.Options{Holder: holder, Store: store, Pods: pods,
-			Format: o.RouteFormat, Context: ctx, ReadZnode: zc.Read, Fixes: fixLog})
+			Format: o.RouteFormat, Context: ctx, ReadZnode: zc.Read, Fixes: fixLog, Measurements: o.Measurements})
 		for pattern, h := range o.Handlers {
 			mux.Handle(pattern, h)
 		}

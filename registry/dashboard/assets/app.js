@@ -89,6 +89,25 @@
     if (sec < 172800) return Math.round(sec / 3600) + ' h ago';
     return Math.round(sec / 86400) + ' days ago';
   }
+  // Ages of measurements come from the auditor (ageSeconds, by its clock), not the browser's.
+  function ago(sec) {
+    sec = Math.max(0, Math.round(Number(sec) || 0));
+    if (sec < 90) return sec + ' s ago';
+    if (sec < 5400) return Math.round(sec / 60) + ' min ago';
+    return Math.round(sec / 3600) + ' h ago';
+  }
+  // measuredLine is one vantage's measurement as text: "measured from NAME: result, N s ago".
+  const measuredLine = (m) => 'measured from ' + m.vantage + ': ' + m.result + ', ' + ago(m.ageSeconds);
+  // measuredList shows a row's measurements (worst first, as the API orders them); a
+  // contradiction is marked and carries its hint.
+  function measuredList(ms, more, withDetail) {
+    if (!ms || !ms.length) return null;
+    return h('ul', { class: 'measured' }, ms.map((m) => h('li', { class: m.contradicts ? 'contra' : null, 'data-vantage': m.vantage, 'data-result': m.result },
+      m.contradicts ? h('strong', { class: 'tag bad' }, 'contradicted') : null, ' ', measuredLine(m),
+      withDetail ? [m.protocol ? ' (' + m.protocol + (m.ms ? ', ' + m.ms.toFixed(1) + ' ms' : '') + ')' : '', m.detail ? h('span', { class: 'note' }, ' ' + m.detail) : null] : null,
+      m.hint ? h('p', { class: 'hint' }, m.hint) : null)),
+      more ? h('li', { class: 'note' }, '+' + more + ' more vantage(s) in the detail') : null);
+  }
   const badge = (v) => h('span', { class: 'badge ' + (['reachable', 'unreachable', 'unknown'].includes(v) ? v : 'unknown') }, v);
   const detailHref = (znode) => '/registration?' + new URLSearchParams({ znode });
   const link = (path, params, ...kids) => h('a', { href: path + (params ? '?' + new URLSearchParams(params) : '') }, ...kids);
@@ -154,6 +173,8 @@
         h('ul', { class: 'cards' },
           ['unreachable', 'unknown', 'reachable'].map((v) => h('li', { class: v }, link('/providers', { verdict: v }, h('span', { class: 'n' }, p.byVerdict[v] || 0), v))),
           h('li', null, link('/providers', { flagged: 'true' }, h('span', { class: 'n' }, p.flagged), 'need attention')),
+          o.measurements ? h('li', { class: o.measurements.contradicted ? 'unreachable' : null, 'data-field': 'contradicted' },
+            link('/providers', { contradicted: 'true' }, h('span', { class: 'n' }, o.measurements.contradicted), 'contradicted by a measurement')) : null,
           h('li', null, link('/providers', null, h('span', { class: 'n' }, p.total), 'providers in all')),
           h('li', null, h('span', { class: 'n' }, o.unparseableTotal), 'unparseable')),
         h('h2', null, 'By reason'),
@@ -162,6 +183,11 @@
         h('p', null, 'Consumers: ', link('/consumers', null, o.consumers.total + ' in all'), ', ', link('/consumers', { verdict: 'unreachable' }, (o.consumers.byVerdict.unreachable || 0) + ' unreachable'), '.'),
         o.routes ? h('p', null, 'Pod routes: ', o.routes.desired + ' desired on ' + o.routes.nodes + ' node(s), ' + o.routes.published + ' published, ',
           link('/routes', null, o.routes.missing + ' missing'), o.routes.problems ? ', ' + o.routes.problems + ' problem(s)' : '', '.') : null);
+      const probes = o.measurements ? h('section', { 'aria-labelledby': 'h-probe' }, h('h2', { id: 'h-probe' }, 'Measurements'),
+        h('p', null, o.measurements.measured + ' provider(s) measured by dubboreach probe, ', link('/providers', { contradicted: 'true' }, o.measurements.contradicted + ' contradicted'), '.'),
+        table('Vantages that report measurements', [{ label: 'Vantage' }, { label: 'Last report' }, { label: 'Addresses' }, { label: 'Results' }],
+          o.measurements.vantages.map((v) => h('tr', null, h('th', { scope: 'row' }, v.name), h('td', null, fmtTime(v.lastReport)), h('td', null, v.measurements),
+            h('td', null, Object.entries(v.results || {}).filter(([, n]) => n).map(([r, n]) => r + ' ' + n).join(', ')))))) : null;
       const changes = h('section', { 'aria-labelledby': 'h-chg' }, h('h2', { id: 'h-chg' }, 'Recent changes'),
         table('Latest differences between successive scans, newest first (the last ' + o.changes.length + '; /api/v1/overview?changes=200 has more)',
           [{ label: 'When' }, { label: 'Change' }, { label: 'Service' }, { label: 'Address' }, { label: 'Verdict' }, { label: 'Reason' }],
@@ -180,7 +206,7 @@
             h('td', null, f.result), h('td', null, f.subject || f.provider || ''), h('td', null, f.path || ''),
             h('td', null, f.reason || '', f.error ? ' (' + f.error + ')' : ''))),
           { empty: 'No correction yet.' })) : null;
-      clear(body).append(...[counts, fresh, changes, fixes, bad].filter(Boolean));
+      clear(body).append(...[counts, probes, fresh, changes, fixes, bad].filter(Boolean));
       body.removeAttribute('aria-busy');
     }
     const run = () => load().catch((e) => showError(main, e));
@@ -189,7 +215,7 @@
   }
 
   // --- providers and consumers ---
-  const filterKeys = ['q', 'verdict', 'reason', 'service', 'application', 'namespace', 'node', 'flagged'];
+  const filterKeys = ['q', 'verdict', 'reason', 'service', 'application', 'namespace', 'node', 'flagged', 'contradicted'];
   const allKeys = filterKeys.concat(['sort', 'dir', 'page', 'limit']);
 
   function list(side) {
@@ -211,6 +237,9 @@
         field('node', 'Node', select('node', 'any')),
         field('limit', 'Per page', h('select', { id: 'f-limit', name: 'limit' }, [25, 50, 100, 200, 500].map((n) => h('option', { value: String(n) }, n)))),
         h('div', { class: 'check' }, h('input', { id: 'f-flagged', name: 'flagged', type: 'checkbox', value: 'true' }), h('label', { for: 'f-flagged' }, 'Only entries that need attention')),
+        // Shown while probes report measurements (facets say so) or the URL asks for it.
+        side === 'providers' ? h('div', { class: 'check', id: 'c-contradicted', hidden: params.get('contradicted') !== 'true' },
+          h('input', { id: 'f-contradicted', name: 'contradicted', type: 'checkbox', value: 'true' }), h('label', { for: 'f-contradicted' }, 'Only verdicts contradicted by a measurement')) : null,
         h('button', { type: 'reset', class: 'act' }, 'Clear filters'),
         lists.service, lists.application);
       form.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
@@ -228,6 +257,7 @@
       const next = new URLSearchParams();
       for (const k of filterKeys.concat(['limit'])) {
         const el = form.elements[k];
+        if (!el) continue;
         const v = el.type === 'checkbox' ? (el.checked ? 'true' : '') : el.value.trim();
         if (v && !(k === 'limit' && v === '50')) next.set(k, v);
       }
@@ -238,6 +268,7 @@
     function fill(params) {
       for (const k of filterKeys.concat(['limit'])) {
         const el = form.elements[k];
+        if (!el) continue;
         const v = params.get(k) || (k === 'limit' ? '50' : '');
         if (el.type === 'checkbox') el.checked = v === 'true';
         else {
@@ -262,6 +293,8 @@
         if (keep && ![...el.options].some((o) => o.value === keep)) el.append(h('option', { value: keep }, keep));
         el.value = keep;
       }
+      const ck = document.getElementById('c-contradicted');
+      if (ck && (f.contradicted !== undefined || params.get('contradicted') === 'true')) ck.hidden = false;
       for (const k of ['service', 'application']) lists[k].replaceChildren(...f.values[k].filter((c) => c.value).map((c) => h('option', { value: c.value })));
     }
     async function load() {
@@ -282,10 +315,11 @@
       const cols = [{ label: 'Service', sort: 'service' }, { label: 'Application', sort: 'application' }, { label: 'Protocol', sort: 'protocol' },
         { label: 'Address', sort: 'address' }, { label: 'Verdict', sort: 'verdict' }, { label: 'Reason', sort: 'reason' },
         { label: 'Namespace/pod', sort: 'pod' }, { label: 'Node', sort: 'node' }];
-      const rows = pg.items.map((r) => h('tr', { 'data-verdict': r.verdict },
+      const rows = pg.items.map((r) => h('tr', { 'data-verdict': r.verdict, 'data-contradicted': r.contradicted ? 'true' : null, class: r.contradicted ? 'contradicted' : null },
         h('td', null, h('a', { href: detailHref(r.znode) }, r.service), r.kind === 'application' ? h('span', { class: 'tag' }, 'app-level') : null),
         h('td', null, r.application || ''), h('td', null, r.protocol || ''), h('td', { class: 'nowrap' }, r.hostPort),
-        h('td', null, badge(r.verdict), r.stale ? h('span', { class: 'tag' }, 'stale') : null, r.noListener ? h('span', { class: 'tag' }, 'no listener') : null),
+        h('td', null, badge(r.verdict), r.stale ? h('span', { class: 'tag' }, 'stale') : null, r.noListener ? h('span', { class: 'tag' }, 'no listener') : null,
+          measuredList(r.measured, r.measuredMore, false)),
         h('td', { class: 'nowrap' }, r.reason), h('td', null, r.pod || ''), h('td', null, r.node || '')));
       const first = pg.total ? (pg.page - 1) * pg.limit + 1 : 0;
       const last = Math.min(pg.total, pg.page * pg.limit);
@@ -342,8 +376,11 @@
         h('dt', null, 'Znode name'), h('dd', null, h('code', null, d.name)),
         d.stale ? [h('dt', null, 'Stale'), h('dd', null, 'no pod holds this address any more')] : null,
         d.noListener ? [h('dt', null, 'No listener'), h('dd', null, 'no pod publishes this host port')] : null,
-        d.persistent ? [h('dt', null, 'Persistent'), h('dd', null, 'dynamic=false: the znode outlives its provider')] : null);
+        d.persistent ? [h('dt', null, 'Persistent'), h('dd', null, 'dynamic=false: the znode outlives its provider')] : null,
+        d.measured ? [h('dt', null, 'Measured'), h('dd', { 'data-field': 'measured' }, measuredList(d.measured, 0, true))] : null);
       const fix = h('section', { 'aria-labelledby': 'h-fix' }, h('h2', { id: 'h-fix' }, 'What to do'),
+        d.contradicted ? h('div', { class: 'banner bad', role: 'alert', 'data-field': 'contradicted' }, h('strong', null, 'A measurement contradicts this verdict.'),
+          h('ul', null, d.measured.filter((m) => m.contradicts).map((m) => h('li', null, m.hint)))) : null,
         d.explanation ? h('p', { class: 'explain' + (d.flagged ? '' : ' ok') }, d.explanation) : h('p', { class: 'explain ok' }, 'Nothing: the network outside the cluster reaches this address.'));
       const f = d.fix;
       if (f.route) {
@@ -414,6 +451,7 @@
 
   // --- live updates: server-sent events; the view re-fetches with the URL's filters ---
   let lastGen = 0;
+  let lastMeasured = 0;
   let es = null;
   // A page left for another (or kept in the back/forward cache) closes its stream: browsers
   // allow a handful of connections per server, and a stream held by a hidden page takes one.
@@ -426,8 +464,10 @@
       status.classList.toggle('down', !u.connected || !u.complete);
       status.textContent = 'Updated ' + new Date(u.judgedAt).toLocaleTimeString() + (u.connected ? '' : ' · ZooKeeper DISCONNECTED') + (u.complete ? '' : ' · scan incomplete');
       document.body.dataset.generation = String(u.generation);
-      if (lastGen && u.generation !== lastGen && refresh) refresh();
+      const mv = u.measured || 0;
+      if (lastGen && (u.generation !== lastGen || mv !== lastMeasured) && refresh) refresh();
       lastGen = u.generation;
+      lastMeasured = mv;
     });
     es.addEventListener('error', () => { status.classList.add('down'); status.textContent = 'Live updates interrupted; reconnecting…'; });
   }
