@@ -18,6 +18,11 @@ const (
 
 // Finding is one judged registration. The JSON tags are the `audit -o json` contract for the
 // fields it shares; fields tagged "-" are for programs (dashboard, Events, metrics).
+//
+// Cluster is the cluster that owns the address when several are audited (registry/clusters,
+// `audit --clusters`); empty for one cluster, a VM, or an address whose cluster cannot be told,
+// and then Candidates names the clusters it could belong to. Both are omitted when empty, so
+// that one cluster's output does not change.
 type Finding struct {
 	Service     string        `json:"service"`
 	Protocol    string        `json:"protocol,omitempty"`
@@ -28,15 +33,11 @@ type Finding struct {
 	Znode       string        `json:"znode"`
 	Verdict     routes.Status `json:"verdict"`
 	Reason      routes.Reason `json:"reason"`
+	Cluster     string        `json:"cluster,omitempty"`
+	Candidates  []string      `json:"candidates,omitempty"`
 	Node        string        `json:"node,omitempty"`
 	Pod         string        `json:"pod,omitempty"`
 	Explanation string        `json:"explanation,omitempty"`
-
-	// Cluster is the cluster that owns the address when several are audited (registry/clusters);
-	// empty for one cluster, a VM, or an address whose cluster cannot be told, and then
-	// Candidates names the clusters it could belong to.
-	Cluster    string   `json:"-"`
-	Candidates []string `json:"-"`
 
 	// MissingRoute is the pod route the fabric lacks for the address (see routes.Verdict).
 	MissingRoute *routes.Route `json:"-"`

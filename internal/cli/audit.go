@@ -54,6 +54,7 @@ func toAuditJSON(r *registry.Result) auditJSON {
 
 type auditFlags struct {
 	cf             clusterFlags
+	cl             clustersFlag
 	zk             string
 	zkRoot         string
 	servicesRoot   string
@@ -98,6 +99,11 @@ finds; --dry-run plans without changing anything. With --once the plan (--dry-ru
 changed is printed on stdout and the audit's summary on stderr; without --once the leader plans
 and applies after each audit. 'audit restore' puts pruned entries back. See docs/fix.md.
 
+--clusters FILE (with --once) audits a registry that several clusters share (docs/clusters.md):
+each registration is judged by the cluster that owns its address and names it; one whose
+cluster cannot be told is unknown (ambiguous-cluster), names its candidates and is never
+corrected, and --fix corrects only what the clusters marked correct own.
+
 Digest credentials for ZooKeeper ("user:password") are read from --zk-auth-file or from $` + zkAuthEnv + `;
 they are never printed.`,
 		Args: cobra.NoArgs,
@@ -106,6 +112,7 @@ they are never printed.`,
 	cmd.AddCommand(newAuditRestoreCommand())
 	fs := cmd.Flags()
 	f.cf.register(fs)
+	f.cl.register(fs)
 	fs.StringVar(&f.zk, "zk", "", "ZooKeeper connection string: host:port[,host:port...][/chroot] (required)")
 	fs.StringVar(&f.zkRoot, "zk-root", "/dubbo", "root of Dubbo's interface-level registrations")
 	fs.StringVar(&f.servicesRoot, "services-root", "/services", "root of application-level (Curator service discovery) instances")
@@ -145,6 +152,13 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.once && f.listen != "" {
 		return usageError(errors.New("--listen serves a long-running auditor; drop it or --once"))
 	}
+	if err := f.cl.exclusive(&f.cf); err != nil {
+		return err
+	}
+	if f.cl.file != "" && !f.once {
+		return usageError(fmt.Errorf("--clusters %s needs --once for now: the long-running auditor watches one cluster (docs/clusters.md, \"What is built\"); "+
+			"run audit --once --clusters on a schedule, or one long-running auditor per cluster with --kubeconfig", f.cl.file))
+	}
 	if err := validateFix(f, modes); err != nil {
 		return usageError(err)
 	}
@@ -172,6 +186,9 @@ func runAudit(cmd *cobra.Command, f *auditFlags) error {
 }
 
 func auditOnce(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config) error {
+	if f.cl.file != "" {
+		return auditOnceClusters(cmd, f, modes, scan)
+	}
 	t, inv, err := f.cf.table(cmd.Context())
 	if err != nil {
 		return err
@@ -194,7 +211,7 @@ func auditOnce(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Confi
 		if err := writeJSON(w, toAuditJSON(r)); err != nil {
 			return err
 		}
-	} else if err := writeAuditTable(w, f.zk, r); err != nil {
+	} else if err := writeAuditTable(w, f.zk, r, nil); err != nil {
 		return err
 	}
 	if !r.Complete || r.Unreachable() {
@@ -218,17 +235,23 @@ func loadPods(ctx context.Context, cf *clusterFlags, inv *routes.Inventory, pods
 	return nil
 }
 
-func writeAuditTable(w io.Writer, servers string, r *registry.Result) error {
+// writeAuditTable prints an audit; names, when several clusters were audited, adds their list
+// and a CLUSTER column.
+func writeAuditTable(w io.Writer, servers string, r *registry.Result, names []string) error {
 	state := "complete"
 	if !r.Complete {
 		state = fmt.Sprintf("INCOMPLETE: %d path(s) not read; findings below may be missing entries", len(r.Missing))
 	}
 	fmt.Fprintf(w, "ZooKeeper %s: %s\n", servers, state)
+	if names != nil {
+		fmt.Fprintf(w, "Clusters: %s\n", strings.Join(names, ", "))
+	}
 	s := r.Summary
 	fmt.Fprintf(w, "Providers: %d (reachable %d, unreachable %d, unknown %d); unparseable entries: %d; consumers: %d\n\n",
 		s.Total-s.Unparseable, s.Reachable, s.Unreachable, s.Unknown, s.Unparseable, len(r.Consumers))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SIDE\tKIND\tSERVICE\tADDRESS\tVERDICT\tREASON\tNODE\tPOD")
+	column := map[bool]string{true: "\tCLUSTER"}[names != nil]
+	fmt.Fprintln(tw, "SIDE\tKIND\tSERVICE\tADDRESS\tVERDICT\tREASON"+column+"\tNODE\tPOD")
 	var explained []registry.Finding
 	for _, list := range [][]registry.Finding{r.Providers, r.Consumers} {
 		for _, f := range list {
@@ -236,7 +259,11 @@ func writeAuditTable(w io.Writer, servers string, r *registry.Result) error {
 			if f.Port != 0 {
 				addr = hostPortString(f.Address, f.Port)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Side, f.Kind, f.Service, addr, f.Verdict, f.Reason, dash(f.Node), dash(f.Pod))
+			cell := ""
+			if names != nil {
+				cell = "\t" + clusterCell(f.Cluster, f.Candidates)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\t%s\t%s\n", f.Side, f.Kind, f.Service, addr, f.Verdict, f.Reason, cell, dash(f.Node), dash(f.Pod))
 			if f.Explanation != "" {
 				explained = append(explained, f)
 			}

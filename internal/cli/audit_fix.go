@@ -98,6 +98,10 @@ func validateFix(f *auditFlags, m fix.Modes) error {
 		return fmt.Errorf("--disable-scope %q: want %s (the consumers outside the clusters) or %s (every consumer, 0.0.0.0)", x.disableScope, fix.ScopeOutside, fix.ScopeAll)
 	}
 	if m[fix.ModeEvict] {
+		if f.cl.file != "" {
+			return fmt.Errorf("--fix evict with --clusters is not supported yet: an eviction goes to the API server of the pod's own cluster, which --clusters does not wire; " +
+				"run --fix evict per cluster (--kubeconfig), or drop evict")
+		}
 		if f.cf.inventory != "" {
 			return errors.New("--fix evict needs a cluster (it evicts pods through the Eviction API): drop --inventory and use --kubeconfig or in-cluster config, or drop evict")
 		}

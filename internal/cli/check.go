@@ -15,6 +15,8 @@ type checkJSON struct {
 	Address      string            `json:"address"`
 	Verdict      routes.Status     `json:"verdict"`
 	Reason       routes.Reason     `json:"reason"`
+	Cluster      string            `json:"cluster,omitempty"`    // --clusters: the owner (docs/clusters.md)
+	Candidates   []string          `json:"candidates,omitempty"` // --clusters: who an ambiguous-cluster one could be
 	Node         string            `json:"node,omitempty"`
 	Prefix       string            `json:"prefix,omitempty"`
 	MissingRoute *missingRouteJSON `json:"missingRoute,omitempty"`
@@ -41,6 +43,7 @@ func newMissingRouteJSON(r *routes.Route) *missingRouteJSON {
 func newCheckCommand() *cobra.Command {
 	var (
 		cf     clusterFlags
+		cl     clustersFlag
 		output string
 	)
 	cmd := &cobra.Command{
@@ -48,11 +51,17 @@ func newCheckCommand() *cobra.Command {
 		Short: "Say for each address whether the network outside the cluster reaches it, and why",
 		Long: `Say for each address whether the network outside the cluster reaches it, and why.
 Addresses may be IPv4, IPv6, bracketed IPv6, with or without a port. Exit status: 0 when all
-are reachable, 1 when any is not, 2 on a usage or configuration error.`,
+are reachable, 1 when any is not, 2 on a usage or configuration error.
+
+--clusters FILE judges each address by the cluster that owns it (docs/clusters.md): one whose
+cluster cannot be told is unknown (ambiguous-cluster) and names its candidates.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return usageError(fmt.Errorf("-o %q is not a format; use table or json", output))
+			}
+			if err := cl.exclusive(&cf); err != nil {
+				return err
 			}
 			// Parse every argument before touching the cluster: a typo is a usage error.
 			addrs := make([]checkJSON, len(args))
@@ -64,18 +73,25 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 				}
 				addrs[i].Address, ips[i] = a, ip
 			}
-			t, inv, err := cf.table(cmd.Context())
-			if err != nil {
-				return err
+			var explained []string
+			if cl.file != "" {
+				var err error
+				if explained, err = checkClusters(cmd, &cl, addrs, ips); err != nil {
+					return err
+				}
+			} else {
+				t, inv, err := cf.table(cmd.Context())
+				if err != nil {
+					return err
+				}
+				warnIgnored(cmd.ErrOrStderr(), inv)
+				for i := range addrs {
+					setVerdict(&addrs[i], t.Check(ips[i]))
+				}
 			}
-			warnIgnored(cmd.ErrOrStderr(), inv)
 			allReachable := true
-			for i := range addrs {
-				v := t.Check(ips[i])
-				addrs[i].Verdict, addrs[i].Reason = v.Status, v.Reason
-				addrs[i].Node, addrs[i].Prefix = v.Node(), prefixString(v.Prefix)
-				addrs[i].MissingRoute = newMissingRouteJSON(v.MissingRoute())
-				if v.Status != routes.Reachable {
+			for _, a := range addrs {
+				if a.Verdict != routes.Reachable {
 					allReachable = false
 				}
 			}
@@ -86,17 +102,23 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 				}
 			} else {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ADDRESS\tVERDICT\tREASON\tNODE\tPREFIX\tMISSING ROUTE")
+				column := map[bool]string{true: "\tCLUSTER"}[cl.file != ""]
+				fmt.Fprintln(tw, "ADDRESS\tVERDICT\tREASON"+column+"\tNODE\tPREFIX\tMISSING ROUTE")
 				for _, a := range addrs {
 					missing := ""
 					if a.MissingRoute != nil {
 						missing = a.MissingRoute.Prefix + " via " + dash(a.MissingRoute.NextHop)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Address, a.Verdict, a.Reason, dash(a.Node), dash(a.Prefix), dash(missing))
+					cell := ""
+					if cl.file != "" {
+						cell = "\t" + clusterCell(a.Cluster, a.Candidates)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\n", a.Address, a.Verdict, a.Reason, cell, dash(a.Node), dash(a.Prefix), dash(missing))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
+				writeAmbiguous(w, addrs, explained)
 			}
 			if !allReachable {
 				return errFindings
@@ -105,6 +127,7 @@ are reachable, 1 when any is not, 2 on a usage or configuration error.`,
 		},
 	}
 	cf.register(cmd.Flags())
+	cl.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
 	return cmd
 }

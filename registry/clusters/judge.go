@@ -111,6 +111,10 @@ func pick(results []*registry.Result, members []Member, views []View, k int, lis
 	}
 	if o.Owner >= 0 {
 		f.Cluster = views[o.Owner].Name
+		if f.Explanation != "" {
+			// What to do happens in that cluster (kubectl, its pod routes): say which one.
+			f.Explanation = "Cluster " + f.Cluster + ": " + f.Explanation
+		}
 	}
 	return f
 }
@@ -149,7 +153,7 @@ func explainAmbiguous(addr netip.Addr, o Ownership, views []View) string {
 		why = "no pod of them is known to hold it (the pod list of " + strings.Join(partial, " and ") + " is not complete)"
 	}
 	return fmt.Sprintf("%s could belong to %s; %s: which cluster registered it cannot be told, so its verdict is unknown and it is never corrected (no disable, prune or evict). "+
-		"Have the provider register an address the fabric tells apart (DUBBO_IP_TO_REGISTRY), or give the clusters distinct pod networks.",
+		"Have the application register an address the fabric tells apart (DUBBO_IP_TO_REGISTRY), or give the clusters distinct pod networks.",
 		addr, strings.Join(where, ", "), why)
 }
 
@@ -194,3 +198,17 @@ func (f *File) Corrects() func(string) bool {
 	}
 	return func(name string) bool { return set[name] }
 }
+
+// Check decides the owner of one address among views (`check --clusters`): the ownership, and
+// for an address whose cluster cannot be told the explanation a finding would carry.
+func Check(addr netip.Addr, views []View) (o Ownership, explanation string) {
+	addr = addr.Unmap()
+	o = Decide(addr, Members(views))
+	if o.Ambiguous() {
+		explanation = explainAmbiguous(addr, o, views)
+	}
+	return o, explanation
+}
+
+// Names returns the names of the members at idx (candidates, holders).
+func Names(idx []int, views []View) []string { return names(idx, views) }

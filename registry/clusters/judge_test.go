@@ -84,7 +84,7 @@ func TestJudge(t *testing.T) {
 		{candidates: []string{"east", "west"}, status: routes.Unknown, reason: ReasonAmbiguousCluster,
 			explain: "10.244.1.9 could belong to cluster east (node e-1), cluster west (node w-1); a pod of each of east and west holds it now"},
 		{candidates: []string{"east", "west"}, status: routes.Unknown, reason: ReasonAmbiguousCluster, explain: "no pod of any of them holds it now (it looks stale)"},
-		{cluster: "east", status: routes.Reachable, reason: routes.ReasonPublishedPodRoute, node: "e-2", stale: true, explain: "No pod has IP 10.244.2.7"},
+		{cluster: "east", status: routes.Reachable, reason: routes.ReasonPublishedPodRoute, node: "e-2", stale: true, explain: "Cluster east: No pod has IP 10.244.2.7"},
 		{status: routes.Reachable, reason: routes.ReasonExternalNetwork},
 		{status: routes.Unreachable, reason: routes.ReasonNeverReachable},
 	}
