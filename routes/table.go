@@ -75,6 +75,13 @@ type Publisher interface {
 	Published(r Route) bool
 }
 
+// PublisherProblem is implemented by a Publisher that can say why it publishes nothing (a BGP
+// speaker whose status is missing or whose heartbeat ran out): the table reports it as a
+// problem, so that "every pod route unpublished" comes with its cause.
+type PublisherProblem interface {
+	Problem() string
+}
+
 // Table is the immutable result of Build: the desired pod routes, which of them are published,
 // and the lookup structures that answer verdicts. Safe for concurrent use.
 type Table struct {
@@ -282,6 +289,11 @@ func (b *builder) finish(nodes []Node, pub Publisher) {
 	}
 	if t.Fabric.Publish == PublishBGP && pub == nil {
 		t.problem("", "", "publish: bgp, but no BGP publisher runs in this process: every pod route is reported unpublished")
+	}
+	if pp, ok := pub.(PublisherProblem); ok && t.Fabric.Publish == PublishBGP {
+		if msg := pp.Problem(); msg != "" {
+			t.problem("", "", msg)
+		}
 	}
 	desired := make(map[netip.Prefix]bool, len(t.Routes))
 	for i := range t.Routes {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -98,27 +99,57 @@ func (w *Writer) renew(ctx context.Context) error {
 }
 
 // Reader follows the status objects and keeps a routes.Store's publisher equal to the live
-// status: a missing, unreadable or expired one (a dead speaker) publishes nothing.
+// status: a missing, unreadable or expired one (a dead speaker) publishes nothing, and says why
+// in the route table's problems.
 type Reader struct {
 	Client    kubernetes.Interface
 	Namespace string
 	Store     *routes.Store
-	// OnError is told about a status document that cannot be read (default: ignored; the
-	// routes read unpublished, which the table's problems do not explain, so log it).
+	// OnError is told about a status document that cannot be read (default: ignored; the table's
+	// problems say it too).
 	OnError func(error)
 
 	mu      sync.Mutex
-	status  *Status
-	expiry  time.Time
+	view    view
 	timer   *time.Timer
 	applied routes.Publisher // what the store has: a heartbeat alone does not rebuild its table
+	synced  atomic.Bool
+}
+
+// view is what the two objects say.
+type view struct {
+	namespace string
+	status    *Status
+	statusErr error // the ConfigMap exists but its status.json does not parse
+	cmSeen    bool  // the ConfigMap exists
+	expiry    time.Time
+	holder    string
+	leaseSeen bool
+}
+
+// publisher is the Publisher the objects amount to at now, and when that changes next (zero:
+// only on an update).
+func (v *view) publisher(now time.Time) (routes.Publisher, time.Time) {
+	obj := v.namespace + "/" + ObjectName
+	switch {
+	case !v.cmSeen:
+		return noStatus{fmt.Sprintf("publish: bgp, but the BGP speaker has written no status (ConfigMap %s is missing: is `dubboreach publish` running?): every pod route reads unpublished", obj)}, time.Time{}
+	case v.statusErr != nil:
+		return noStatus{fmt.Sprintf("publish: bgp, but the BGP speaker's status cannot be read (ConfigMap %s: %v): every pod route reads unpublished", obj, v.statusErr)}, time.Time{}
+	case !v.leaseSeen:
+		return noStatus{fmt.Sprintf("publish: bgp, but the BGP speaker has no heartbeat (Lease %s is missing): every pod route reads unpublished", obj)}, time.Time{}
+	case !now.Before(v.expiry):
+		return noStatus{fmt.Sprintf("publish: bgp, but the BGP speaker's heartbeat (Lease %s, holder %q) ran out at %s: every pod route reads unpublished", obj, v.holder, v.expiry.UTC().Format(time.RFC3339))}, time.Time{}
+	}
+	return v.status, v.expiry
 }
 
 // Start watches the two objects (by name, in one namespace: the process caches nothing else)
 // until ctx ends. It implements controller-runtime's manager.Runnable.
 func (r *Reader) Start(ctx context.Context) error {
 	r.mu.Lock()
-	r.set(noStatus{})
+	r.view.namespace = r.Namespace
+	r.set(noStatus{fmt.Sprintf("publish: bgp: the BGP speaker's status (ConfigMap and Lease %s/%s) is not read yet: every pod route reads unpublished", r.Namespace, ObjectName)})
 	r.mu.Unlock()
 	f := informers.NewSharedInformerFactoryWithOptions(r.Client, 0, informers.WithNamespace(r.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -129,13 +160,21 @@ func (r *Reader) Start(ctx context.Context) error {
 		UpdateFunc: func(_, obj any) { r.observe(obj, false) },
 		DeleteFunc: func(obj any) { r.observe(obj, true) },
 	}
-	if _, err := f.Core().V1().ConfigMaps().Informer().AddEventHandler(handler); err != nil {
+	cms, err := f.Core().V1().ConfigMaps().Informer().AddEventHandler(handler)
+	if err != nil {
 		return err
 	}
-	if _, err := f.Coordination().V1().Leases().Informer().AddEventHandler(handler); err != nil {
+	leases, err := f.Coordination().V1().Leases().Informer().AddEventHandler(handler)
+	if err != nil {
 		return err
 	}
 	f.Start(ctx.Done())
+	if toolscache.WaitForCacheSync(ctx.Done(), cms.HasSynced, leases.HasSynced) {
+		r.mu.Lock()
+		r.applyLocked() // no object at all: say so instead of "not read yet"
+		r.mu.Unlock()
+		r.synced.Store(true)
+	}
 	<-ctx.Done()
 	f.Shutdown()
 	r.mu.Lock()
@@ -146,6 +185,14 @@ func (r *Reader) Start(ctx context.Context) error {
 	return nil
 }
 
+// Synced reports whether both objects have been listed once: before that every route reads
+// unpublished for want of news, not because the speaker says so. Readiness waits for it.
+func (r *Reader) Synced() bool { return r.synced.Load() }
+
+// NeedLeaderElection is false: every replica of the webhook and the auditor reads the status,
+// not only the leader.
+func (r *Reader) NeedLeaderElection() bool { return false }
+
 func (r *Reader) observe(obj any, deleted bool) {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj, deleted = d.Obj, true
@@ -154,23 +201,31 @@ func (r *Reader) observe(obj any, deleted bool) {
 	defer r.mu.Unlock()
 	switch o := obj.(type) {
 	case *corev1.ConfigMap:
-		r.status = nil
+		r.view.cmSeen, r.view.status, r.view.statusErr = !deleted, nil, nil
 		if !deleted {
 			st, err := ParseStatus([]byte(o.Data[StatusKey]))
 			if err != nil && r.OnError != nil {
 				r.OnError(fmt.Errorf("ConfigMap %s/%s: %w", o.Namespace, o.Name, err))
 			}
-			r.status = st
+			r.view.status, r.view.statusErr = st, err
 		}
 	case *coordinationv1.Lease:
-		r.expiry = time.Time{}
-		if !deleted && o.Spec.RenewTime != nil && o.Spec.LeaseDurationSeconds != nil {
-			r.expiry = o.Spec.RenewTime.Add(time.Duration(*o.Spec.LeaseDurationSeconds) * time.Second)
+		r.view.leaseSeen, r.view.expiry, r.view.holder = !deleted, time.Time{}, ""
+		if !deleted {
+			r.view.expiry, r.view.holder = leaseExpiry(o)
 		}
 	default:
 		return
 	}
 	r.applyLocked()
+}
+
+func leaseExpiry(l *coordinationv1.Lease) (time.Time, string) {
+	var expiry time.Time
+	if l.Spec.RenewTime != nil && l.Spec.LeaseDurationSeconds != nil {
+		expiry = l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+	}
+	return expiry, ptr.Deref(l.Spec.HolderIdentity, "")
 }
 
 // applyLocked hands the store the status while the lease is fresh, and arms a timer for the
@@ -179,17 +234,15 @@ func (r *Reader) applyLocked() {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	left := time.Until(r.expiry)
-	if r.status == nil || left <= 0 {
-		r.set(noStatus{})
-		return
+	p, until := r.view.publisher(time.Now())
+	r.set(p)
+	if !until.IsZero() {
+		r.timer = time.AfterFunc(time.Until(until), func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.applyLocked()
+		})
 	}
-	r.set(r.status)
-	r.timer = time.AfterFunc(left, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.applyLocked()
-	})
 }
 
 func (r *Reader) set(p routes.Publisher) {
@@ -199,7 +252,35 @@ func (r *Reader) set(p routes.Publisher) {
 	}
 }
 
-// noStatus publishes nothing: no speaker, or a dead one.
-type noStatus struct{}
+// ReadOnce reads the status objects once, for one-shot commands (`check`, `audit --once`): the
+// Publisher they amount to now. An API error (not a missing object) is returned as an error.
+func ReadOnce(ctx context.Context, c kubernetes.Interface, namespace string) (routes.Publisher, error) {
+	v := view{namespace: namespace}
+	cm, err := c.CoreV1().ConfigMaps(namespace).Get(ctx, ObjectName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading the BGP speaker's status, ConfigMap %s/%s: %w (the identity needs get on it)", namespace, ObjectName, err)
+	default:
+		v.cmSeen = true
+		v.status, v.statusErr = ParseStatus([]byte(cm.Data[StatusKey]))
+	}
+	l, err := c.CoordinationV1().Leases(namespace).Get(ctx, ObjectName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("reading the BGP speaker's heartbeat, Lease %s/%s: %w (the identity needs get on it)", namespace, ObjectName, err)
+	default:
+		v.leaseSeen = true
+		v.expiry, v.holder = leaseExpiry(l)
+	}
+	p, _ := v.publisher(time.Now())
+	return p, nil
+}
+
+// noStatus publishes nothing: no speaker, a dead one, or one whose status is unreadable. Its
+// Problem says which.
+type noStatus struct{ why string }
 
 func (noStatus) Published(routes.Route) bool { return false }
+func (n noStatus) Problem() string           { return n.why }

@@ -3,9 +3,11 @@ package bgp
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -90,4 +92,91 @@ func TestStatusObjects(t *testing.T) {
 		return verdict("10.131.73.5") == routes.ReasonUnpublishedPodRoute
 	})
 	require.Empty(t, errs, "the reader found an unreadable status")
+}
+
+// TestReaderExplains: on a real API server, a reader (and ReadOnce, for one-shot commands) says
+// why nothing is published: no status yet, no Established session, an unreadable document, a
+// heartbeat that ran out; and publishes exactly what a live status says.
+func TestReaderExplains(t *testing.T) {
+	env := harness.Envtest(t, harness.EnvOptions{})
+	ctx := harness.Context(t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	require.NoError(t, err)
+	const ns = "default"
+	fab := routes.DefaultFabric()
+	fab.Publish = routes.PublishBGP
+	fab.BGP = &routes.BGP{ASN: 64512, RouterID: netip.MustParseAddr("10.132.2.10"), Within: within, AnnouncedTo: routes.AnnouncedToAny,
+		Peers: []routes.BGPPeer{{Address: netip.MustParseAddr("10.132.2.254"), ASN: 64513}}}
+	store := routes.NewStore(fab, nil)
+	store.UpsertNode(routes.Node{UID: "u1", Name: "node-a", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.131.10.0/24")},
+		InternalIPs: []netip.Addr{netip.MustParseAddr("10.132.2.11")}})
+	r := &Reader{Client: cs, Namespace: ns, Store: store}
+	go func() { _ = r.Start(ctx) }()
+
+	problems := func(p routes.Publisher) string {
+		var tab *routes.Table
+		if p == nil {
+			tab = store.Table()
+		} else {
+			inv := &routes.Inventory{Nodes: []routes.Node{{UID: "u1", Name: "node-a", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.131.10.0/24")},
+				InternalIPs: []netip.Addr{netip.MustParseAddr("10.132.2.11")}}}}
+			tab = routes.Build(inv, fab, p)
+		}
+		var msgs []string
+		for _, pr := range tab.Problems {
+			msgs = append(msgs, pr.Message)
+		}
+		return strings.Join(msgs, "\n")
+	}
+	published := func(p routes.Publisher) bool {
+		if p == nil {
+			return store.Table().Check(netip.MustParseAddr("10.131.10.5")).Reason == routes.ReasonPublishedPodRoute
+		}
+		return p.Published(routes.Route{Prefix: netip.MustParsePrefix("10.131.10.0/24"), NextHop: netip.MustParseAddr("10.132.2.11")})
+	}
+	readOnce := func() routes.Publisher {
+		p, err := ReadOnce(ctx, cs, ns)
+		require.NoError(t, err)
+		return p
+	}
+
+	eventually(t, 30*time.Second, "the reader synced", r.Synced)
+	assert.Contains(t, problems(nil), "has written no status (ConfigMap default/dubboreach-bgp is missing")
+	assert.Contains(t, problems(readOnce()), "has written no status")
+	assert.False(t, published(nil))
+
+	since := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+	w := &Writer{Client: cs, Namespace: ns, Identity: "publish-0", LeaseTime: 3 * time.Second}
+	down := &Status{AnnouncedTo: routes.AnnouncedToAny, Peers: []PeerStatus{{Address: netip.MustParseAddr("10.132.2.254"), ASN: 64513, State: "active", Since: since}}}
+	require.NoError(t, w.Write(ctx, down))
+	eventually(t, 10*time.Second, "no Established session explained", func() bool {
+		return strings.Contains(problems(nil), "no BGP session of the speaker is Established: 10.132.2.254 (AS 64513) active since 2026-12-06T01:00:00Z")
+	})
+
+	up := &Status{AnnouncedTo: routes.AnnouncedToAny,
+		Peers:  []PeerStatus{{Address: netip.MustParseAddr("10.132.2.254"), ASN: 64513, State: "established", Since: since, Announced: 1}},
+		Routes: []AnnouncedRoute{{Prefix: netip.MustParsePrefix("10.131.10.0/24"), NextHop: netip.MustParseAddr("10.132.2.11"), Peers: []netip.Addr{netip.MustParseAddr("10.132.2.254")}}}}
+	require.NoError(t, w.Write(ctx, up))
+	eventually(t, 10*time.Second, "published through the objects", func() bool { return published(nil) && problems(nil) == "" })
+	assert.True(t, published(readOnce()), "ReadOnce reads the live status")
+	assert.Empty(t, problems(readOnce()))
+
+	// No renewal: the heartbeat runs out, for the watching reader (by its timer, no event) and
+	// for a one-shot read alike.
+	eventually(t, 15*time.Second, "the heartbeat ran out", func() bool {
+		return !published(nil) && strings.Contains(problems(nil), `heartbeat (Lease default/dubboreach-bgp, holder "publish-0") ran out at`)
+	})
+	assert.False(t, published(readOnce()))
+	assert.Contains(t, problems(readOnce()), "ran out at")
+
+	// A document that does not parse: unpublished, and the table says why.
+	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, ObjectName, metav1.GetOptions{})
+	require.NoError(t, err)
+	cm.Data[StatusKey] = `{"announcedTo":"some"}`
+	_, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, w.renew(ctx))
+	eventually(t, 10*time.Second, "an unreadable status explained", func() bool {
+		return strings.Contains(problems(nil), `status cannot be read (ConfigMap default/dubboreach-bgp: BGP status: announcedTo "some" is neither any nor all)`)
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -63,6 +64,30 @@ func (st *Status) Published(r routes.Route) bool {
 		return len(a.Peers) == len(st.Peers)
 	}
 	return true
+}
+
+// Problem implements routes.PublisherProblem: a live speaker that publishes nothing because no
+// session is Established (or, with announcedTo: all, not every one) says which peers are down.
+func (st *Status) Problem() string {
+	if st == nil {
+		return ""
+	}
+	var down []string
+	for _, p := range st.Peers {
+		if !p.Established() {
+			down = append(down, fmt.Sprintf("%s (AS %d) %s since %s", p.Address, p.ASN, p.State, p.Since.UTC().Format(time.RFC3339)))
+		}
+	}
+	up := len(st.Peers) - len(down)
+	switch {
+	case len(down) == 0:
+		return ""
+	case up == 0:
+		return fmt.Sprintf("publish: bgp, but no BGP session of the speaker is Established: %s: every pod route reads unpublished", strings.Join(down, ", "))
+	case st.AnnouncedTo == routes.AnnouncedToAll:
+		return fmt.Sprintf("publish: bgp with announcedTo: all, but %d of %d BGP sessions are down: %s: every pod route reads unpublished", len(down), len(st.Peers), strings.Join(down, ", "))
+	}
+	return ""
 }
 
 // PeersUp counts Established sessions.
