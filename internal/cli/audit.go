@@ -113,6 +113,7 @@ they are never printed.`,
 	fs := cmd.Flags()
 	f.cf.register(fs)
 	f.cl.register(fs)
+	f.cf.registerBGP(fs)
 	fs.StringVar(&f.zk, "zk", "", "ZooKeeper connection string: host:port[,host:port...][/chroot] (required)")
 	fs.StringVar(&f.zkRoot, "zk-root", "/dubbo", "root of Dubbo's interface-level registrations")
 	fs.StringVar(&f.servicesRoot, "services-root", "/services", "root of application-level (Curator service discovery) instances")
@@ -303,7 +304,7 @@ func hostPortString(host string, port int) string {
 // auditServe runs the long-running auditor (registry/server) with the command's flags.
 func auditServe(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config, log logr.Logger) error {
 	o := server.Options{Scan: scan, Listen: f.listen, RouteFormat: render.Format(f.routeFormat),
-		LeaderElect: f.leaderElect, LeaderElectionNamespace: f.leaderNS, Fix: f.fx.options(modes), Log: log}
+		LeaderElect: f.leaderElect, LeaderElectionNamespace: f.leaderNS, BGPStatusNamespace: f.cf.bgpNamespace, Fix: f.fx.options(modes), Log: log}
 	if err := f.probe.apply(&o); err != nil {
 		return err
 	}

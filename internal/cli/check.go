@@ -128,6 +128,7 @@ cluster cannot be told is unknown (ambiguous-cluster) and names its candidates.`
 	}
 	cf.register(cmd.Flags())
 	cl.register(cmd.Flags())
+	cf.registerBGP(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
 	return cmd
 }

@@ -2,16 +2,20 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/routes/cluster"
 )
 
@@ -21,12 +25,30 @@ type clusterFlags struct {
 	inventory  string
 	kubeconfig string
 	fabric     string
+	// bgpNamespace is where `dubboreach publish` keeps its status objects: under publish: bgp
+	// they say which routes are announced.
+	bgpNamespace string
 }
 
 func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.inventory, "inventory", "", "read Nodes and Calico IPAM blocks from this file (kubectl get nodes,ipamblocks.crd.projectcalico.org -o yaml) instead of a cluster")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to read (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fs.StringVar(&f.fabric, "fabric", "", "fabric file: what the network outside the cluster reaches (default: nothing known, no route published)")
+}
+
+// registerBGP adds --bgp-status-namespace, for the commands that judge routes from a cluster.
+func (f *clusterFlags) registerBGP(fs *pflag.FlagSet) {
+	fs.StringVar(&f.bgpNamespace, "bgp-status-namespace", os.Getenv("POD_NAMESPACE"),
+		"under podRoutes.publish: bgp, the namespace where `dubboreach publish` keeps its status objects (ConfigMap and Lease dubboreach-bgp), which say which routes are announced (default $POD_NAMESPACE)")
+}
+
+// bgpStatusNamespace is --bgp-status-namespace, required when the routes come from a cluster
+// under publish: bgp: without it every route would read unpublished for want of looking.
+func (f *clusterFlags) bgpStatusNamespace() (string, error) {
+	if f.bgpNamespace == "" {
+		return "", usageError(errors.New("the fabric says podRoutes.publish: bgp, and --bgp-status-namespace is empty: name the namespace `dubboreach publish` runs in (its ConfigMap and Lease dubboreach-bgp say what is announced), or set POD_NAMESPACE"))
+	}
+	return f.bgpNamespace, nil
 }
 
 // loadFabric reads --fabric, or returns the default fabric. Errors are usage errors (exit 2).
@@ -95,5 +117,32 @@ func (f *clusterFlags) table(ctx context.Context) (*routes.Table, *routes.Invent
 	if err != nil {
 		return nil, nil, err
 	}
-	return routes.Build(inv, fab, nil), inv, nil
+	var pub routes.Publisher
+	if fab.Publish == routes.PublishBGP && f.inventory == "" {
+		if pub, err = f.readBGPStatus(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return routes.Build(inv, fab, pub), inv, nil
+}
+
+// readBGPStatus reads the speaker's status objects once (publish: bgp, routes from a cluster).
+func (f *clusterFlags) readBGPStatus(ctx context.Context) (routes.Publisher, error) {
+	ns, err := f.bgpStatusNamespace()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := f.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("connecting to the cluster: %w", err))
+	}
+	pub, err := bgp.ReadOnce(ctx, cs, ns)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return pub, nil
 }

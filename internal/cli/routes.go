@@ -87,6 +87,7 @@ remove the selected routes.`,
 		},
 	}
 	cf.register(cmd.Flags())
+	cf.registerBGP(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: "+strings.Join(formats, "|"))
 	cmd.Flags().BoolVar(&missing, "missing", false, "only routes that are desired but not published")
 	cmd.Flags().BoolVar(&stale, "stale", false, "only routes installed on the gateway that no node needs (publish: static)")

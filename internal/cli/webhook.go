@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/webhook"
 	"github.com/dubboreach/dubboreach/webhook/server"
 )
@@ -73,6 +74,12 @@ With --inventory it serves from the file alone, without a cluster (no node label
 				if o.RestConfig, err = cf.restConfig(); err != nil {
 					return err
 				}
+				if o.BGPStatusNamespace = cf.bgpNamespace; o.BGPStatusNamespace == "" {
+					o.BGPStatusNamespace = o.Namespace
+				}
+				if o.Fabric.Publish == routes.PublishBGP && o.BGPStatusNamespace == "" {
+					return usageError(errors.New("the fabric says podRoutes.publish: bgp: pass --bgp-status-namespace (where `dubboreach publish` keeps ConfigMap and Lease dubboreach-bgp), --namespace, or set POD_NAMESPACE"))
+				}
 				if o.LeaderElect && o.Namespace == "" {
 					return usageError(errors.New("--leader-elect needs the namespace for its Lease: pass --namespace or set POD_NAMESPACE"))
 				}
@@ -85,6 +92,7 @@ With --inventory it serves from the file alone, without a cluster (no node label
 	}
 	fs := cmd.Flags()
 	cf.register(fs)
+	cf.registerBGP(fs)
 	fs.StringVar(&o.Host, "host", "", "address the webhook server listens on (default: all)")
 	fs.IntVar(&o.Port, "port", 9443, "HTTPS port of the webhook server")
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key; a renewed certificate is picked up without restart")

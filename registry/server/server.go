@@ -21,6 +21,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
@@ -33,6 +34,7 @@ import (
 	"github.com/dubboreach/dubboreach/registry/fix"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/routes/cluster"
 	"github.com/dubboreach/dubboreach/routes/render"
 )
@@ -62,6 +64,10 @@ type Options struct {
 
 	LeaderElect             bool   // --leader-elect (with a cluster)
 	LeaderElectionNamespace string // --leader-election-namespace; empty: the pod's namespace
+	// BGPStatusNamespace (--bgp-status-namespace) holds the status objects of `dubboreach
+	// publish`: under podRoutes.publish: bgp they say which routes are announced. Required then
+	// with a cluster.
+	BGPStatusNamespace string
 
 	// Fix is the correction policy (--fix and its flags); no modes: no corrections.
 	Fix Fix
@@ -124,6 +130,25 @@ func (f Fix) Controller(scan zk.Config, c *zk.Client, ev *fix.Evictor) *fix.Cont
 			return "dubboreach audit restore --zk " + ShellQuote(scan.Servers) + " --backup " + ShellQuote(file)
 		},
 	}, c, ev)
+}
+
+// followBGP makes the speaker's status objects the store's publisher (publish: bgp).
+func followBGP(mgr ctrl.Manager, store *routes.Store, o Options) (func() bool, error) {
+	if o.BGPStatusNamespace == "" {
+		return nil, errors.New("audit server: the fabric says podRoutes.publish: bgp, and no namespace is given for the BGP speaker's status objects (--bgp-status-namespace)")
+	}
+	cs, err := kubernetes.NewForConfig(o.RestConfig)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Log.WithName("bgp-status")
+	r := &bgp.Reader{Client: cs, Namespace: o.BGPStatusNamespace, Store: store, OnError: func(err error) {
+		log.Error(err, "the BGP speaker's status is unreadable: every pod route reads unpublished")
+	}}
+	if err := mgr.Add(r); err != nil {
+		return nil, err
+	}
+	return r.Synced, nil
 }
 
 // ConfigError is an error in the configuration Run was given (a listen address taken, a
@@ -204,6 +229,12 @@ func Run(ctx context.Context, o Options) error {
 		if err := cluster.SetupWithManager(mgr, store); err != nil {
 			return configError(err)
 		}
+		bgpSynced := func() bool { return true }
+		if fab.Publish == routes.PublishBGP {
+			if bgpSynced, err = followBGP(mgr, store, o); err != nil {
+				return configError(err)
+			}
+		}
 		if err := registry.SetupWithManager(mgr, pods); err != nil {
 			return configError(err)
 		}
@@ -217,7 +248,21 @@ func Run(ctx context.Context, o Options) error {
 		}
 		go func() { errc <- mgr.Start(ctx) }()
 		// Judge nothing against an empty route table or pod index: wait for the caches.
-		synced = func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }
+		synced = func() bool {
+			if !mgr.GetCache().WaitForCacheSync(ctx) {
+				return false
+			}
+			// Under publish: bgp, judge nothing before the speaker's status has been read:
+			// every route would read unpublished for want of news.
+			for !bgpSynced() {
+				select {
+				case <-ctx.Done():
+					return false
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			return true
+		}
 	}
 	var fixLog *dashboard.FixLog
 	if len(modes) > 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/dubboreach/dubboreach/registry"
 	"github.com/dubboreach/dubboreach/registry/server"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/routes/render"
 	"github.com/dubboreach/dubboreach/test/harness"
 )
@@ -162,4 +165,85 @@ func TestShellQuote(t *testing.T) {
 	} {
 		assert.Equal(t, want, server.ShellQuote(in), in)
 	}
+}
+
+// Under publish: bgp the long-running auditor judges pod addresses by the BGP speaker's status
+// objects on a real API server: reachable while the status says the route was sent to an
+// Established peer, unreachable once its heartbeat runs out.
+func TestRunFollowsBGPStatus(t *testing.T) {
+	z := harness.StartZooKeeper(t)
+	c, _, err := gozk.Connect([]string{z.Addr}, 10*time.Second, gozk.WithLogInfo(false))
+	require.NoError(t, err)
+	defer c.Close()
+	require.Eventually(t, func() bool { return c.State() == gozk.StateHasSession }, 30*time.Second, 20*time.Millisecond, "no ZooKeeper session")
+	u := "dubbo://10.244.2.5:20880/com.shop.CartService?application=cart&interface=com.shop.CartService&side=provider"
+	for _, p := range []string{"/dubbo", "/dubbo/com.shop.CartService", "/dubbo/com.shop.CartService/providers",
+		"/dubbo/com.shop.CartService/providers/" + url.QueryEscape(u)} {
+		_, err := c.Create(p, nil, 0, gozk.WorldACL(gozk.PermAll))
+		require.NoError(t, err, p)
+	}
+	env := harness.Envtest(t, harness.EnvOptions{})
+	ctx := harness.Context(t)
+	harness.CreateNode(t, env.Client, "node-a", "10.244.2.0/24", "10.132.2.11")
+	cs, err := kubernetes.NewForConfig(env.Config)
+	require.NoError(t, err)
+
+	o := options(t, z.Addr)
+	o.Inventory, o.RestConfig = nil, env.Config
+	fab := routes.DefaultFabric()
+	fab.Reachable = []netip.Prefix{netip.MustParsePrefix("10.132.2.0/24")}
+	fab.Source, fab.Publish = routes.SourceNodes, routes.PublishBGP
+	fab.BGP = &routes.BGP{ASN: 64512, RouterID: netip.MustParseAddr("10.132.2.10"), AnnouncedTo: routes.AnnouncedToAny,
+		Within: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Peers: []routes.BGPPeer{{Address: netip.MustParseAddr("10.132.2.254"), ASN: 64513}}}
+	o.Fabric = fab
+
+	t.Run("no status namespace is a configuration error", func(t *testing.T) {
+		err := server.Run(ctx, o)
+		var ce *server.ConfigError
+		require.True(t, errors.As(err, &ce), "%v", err)
+		assert.Contains(t, err.Error(), "--bgp-status-namespace")
+	})
+
+	o.BGPStatusNamespace = "default"
+	var (
+		mu   sync.Mutex
+		last string
+	)
+	o.Hooks = []func(context.Context, *registry.Result){func(_ context.Context, r *registry.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range r.Providers {
+			last = string(f.Verdict) + " " + string(f.Reason)
+		}
+	}}
+	verdict := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- server.Run(runCtx, o) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	}()
+	require.Eventually(t, func() bool { return verdict() == "unreachable unpublished-pod-route" }, 60*time.Second, 50*time.Millisecond,
+		"no speaker status: unpublished; got %q", verdict())
+
+	w := &bgp.Writer{Client: cs, Namespace: "default", Identity: "publish-0", LeaseTime: 3 * time.Second}
+	require.NoError(t, w.Write(ctx, &bgp.Status{AnnouncedTo: routes.AnnouncedToAny,
+		Peers: []bgp.PeerStatus{{Address: netip.MustParseAddr("10.132.2.254"), ASN: 64513, State: "established", Announced: 1}},
+		Routes: []bgp.AnnouncedRoute{{Prefix: netip.MustParsePrefix("10.244.2.0/24"), NextHop: netip.MustParseAddr("10.132.2.11"),
+			Peers: []netip.Addr{netip.MustParseAddr("10.132.2.254")}}}}))
+	require.Eventually(t, func() bool { return verdict() == "reachable published-pod-route" }, 30*time.Second, 50*time.Millisecond,
+		"announced: published; got %q", verdict())
+	// No renewal: the heartbeat runs out and the route is unpublished again.
+	require.Eventually(t, func() bool { return verdict() == "unreachable unpublished-pod-route" }, 30*time.Second, 50*time.Millisecond,
+		"heartbeat ran out: unpublished; got %q", verdict())
 }

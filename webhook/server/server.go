@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +27,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/routes/cluster"
 	"github.com/dubboreach/dubboreach/webhook"
 	"github.com/dubboreach/dubboreach/webhook/nodelabel"
@@ -58,6 +60,10 @@ type Options struct {
 	// Namespace is the webhook's own namespace: never injected, and where the leader Lease lives.
 	Namespace           string
 	RequireRoutableNode bool
+	// BGPStatusNamespace holds the status objects of `dubboreach publish` (ConfigMap and Lease
+	// dubboreach-bgp): under podRoutes.publish: bgp they are what "published" means, for the
+	// injection decisions and the node labels alike. Empty: Namespace.
+	BGPStatusNamespace string
 
 	// MaxInFlight caps admission requests answered at once (429 above it); 0 means
 	// webhook.DefaultMaxInFlight.
@@ -188,6 +194,10 @@ func runCluster(ctx context.Context, o Options, d *drain) error {
 	if err := cluster.SetupWithManager(mgr, store); err != nil {
 		return fmt.Errorf("watching nodes and Calico blocks: %w", err)
 	}
+	bgpSynced, err := o.followBGP(mgr, store)
+	if err != nil {
+		return err
+	}
 	m, unregister, err := o.metrics(store)
 	if err != nil {
 		return err
@@ -200,6 +210,9 @@ func runCluster(ctx context.Context, o Options, d *drain) error {
 	ready := func() error {
 		if !synced.Load() {
 			return errors.New("the route table has not seen every node yet (informers syncing)")
+		}
+		if !bgpSynced() {
+			return errors.New("the BGP speaker's status objects are not read yet (publish: bgp)")
 		}
 		return nil
 	}
@@ -230,6 +243,33 @@ func runCluster(ctx context.Context, o Options, d *drain) error {
 	log.Info("starting webhook", "port", o.Port, "certDir", o.CertDir, "requireRoutableNode", o.RequireRoutableNode,
 		"leaderElect", o.LeaderElect, "namespace", o.Namespace)
 	return mgr.Start(ctx)
+}
+
+// followBGP, under publish: bgp, makes the speaker's status objects the store's publisher, on
+// every replica; the returned func reports whether they have been read once.
+func (o *Options) followBGP(mgr ctrl.Manager, store *routes.Store) (func() bool, error) {
+	if o.Fabric == nil || o.Fabric.Publish != routes.PublishBGP {
+		return func() bool { return true }, nil
+	}
+	ns := o.BGPStatusNamespace
+	if ns == "" {
+		ns = o.Namespace
+	}
+	if ns == "" {
+		return nil, errors.New("webhook server: publish: bgp needs the namespace of the BGP speaker's status objects (BGPStatusNamespace or Namespace)")
+	}
+	cs, err := kubernetes.NewForConfig(o.RestConfig)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Log.WithName("bgp-status")
+	r := &bgp.Reader{Client: cs, Namespace: ns, Store: store, OnError: func(err error) {
+		log.Error(err, "the BGP speaker's status is unreadable: every pod route reads unpublished")
+	}}
+	if err := mgr.Add(r); err != nil {
+		return nil, err
+	}
+	return r.Synced, nil
 }
 
 // injector decides for pods from store, as the options say.
