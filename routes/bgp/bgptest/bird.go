@@ -72,6 +72,29 @@ protocol bgp speaker {
 %s  ipv4 { import all; export none; igp table nh4; };
 }
 `, c.Addr, c.NextHopNet, c.Addr, b.Port, c.ASN, c.Peer, c.PeerASN, pw)
+	b.start(dir, conf)
+	return b
+}
+
+// StartBirdConfig runs `bird -f` with a whole configuration of the caller's, such as a rendered
+// router side plus the lines a test needs around it; addr and port are where that configuration
+// makes BIRD listen. It is killed when the test ends.
+func StartBirdConfig(t testing.TB, addr netip.Addr, port int, conf string) *Bird {
+	t.Helper()
+	for _, tool := range []string{"bird", "birdc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: run hack/install-tools.sh (Debian package bird2)", tool)
+		}
+	}
+	dir := t.TempDir()
+	b := &Bird{t: t, sock: filepath.Join(dir, "bird.ctl"), Addr: addr, Port: port, log: &bytes.Buffer{}}
+	b.start(dir, conf)
+	return b
+}
+
+func (b *Bird) start(dir, conf string) {
+	t := b.t
+	t.Helper()
 	path := filepath.Join(dir, "bird.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -86,7 +109,6 @@ protocol bgp speaker {
 		_, err := b.Birdc("show status")
 		return err == nil
 	})
-	return b
 }
 
 // Stop kills BIRD (idempotent); its log is printed if the test failed.
@@ -112,20 +134,27 @@ func (b *Bird) Birdc(args ...string) (string, error) {
 }
 
 // Established reports whether BIRD's session with the speaker is up.
-func (b *Bird) Established() bool {
-	out, err := b.Birdc("show", "protocols", "speaker")
+func (b *Bird) Established() bool { return b.ProtocolEstablished("speaker") }
+
+// ProtocolEstablished reports whether the BGP protocol name of BIRD's configuration is up.
+func (b *Bird) ProtocolEstablished(name string) bool {
+	out, err := b.Birdc("show", "protocols", name)
 	return err == nil && strings.Contains(out, "Established")
 }
 
 var (
-	birdRoute   = regexp.MustCompile(`^([0-9a-fA-F.:]+/\d+)\s+\S+\s+\[speaker\b`)
+	birdRoute   = regexp.MustCompile(`^([0-9a-fA-F.:]+/\d+)\s+\S+\s+\[(\w+)\b`)
 	birdNextHop = regexp.MustCompile(`^\s+BGP\.next_hop:\s+(\S+)`)
 )
 
 // Routes reads what BIRD learned from the speaker: prefix -> the BGP NEXT_HOP it was sent.
-func (b *Bird) Routes() map[netip.Prefix]netip.Addr {
+func (b *Bird) Routes() map[netip.Prefix]netip.Addr { return b.ProtocolRoutes("speaker") }
+
+// ProtocolRoutes reads what BIRD's protocol name imported (after its import filter): prefix ->
+// the BGP NEXT_HOP it came with. IPv4 and IPv6 alike.
+func (b *Bird) ProtocolRoutes(name string) map[netip.Prefix]netip.Addr {
 	b.t.Helper()
-	out, err := b.Birdc("show", "route", "all", "protocol", "speaker")
+	out, err := b.Birdc("show", "route", "all", "protocol", name)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -134,7 +163,7 @@ func (b *Bird) Routes() map[netip.Prefix]netip.Addr {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := sc.Text()
-		if m := birdRoute.FindStringSubmatch(line); m != nil {
+		if m := birdRoute.FindStringSubmatch(line); m != nil && m[2] == name {
 			cur = netip.MustParsePrefix(m[1])
 			got[cur] = netip.Addr{}
 			continue
