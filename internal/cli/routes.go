@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -39,6 +40,7 @@ func newRoutesCommand() *cobra.Command {
 		missing bool
 		stale   bool
 		remove  bool
+		peer    peerFlags
 	)
 	structured := []string{"table", "json", "yaml"}
 	formats := append(slices.Clone(structured), render.Names()...)
@@ -51,11 +53,27 @@ func newRoutesCommand() *cobra.Command {
 -o ` + strings.Join(render.Names(), "|") + ` print router configuration.
 --missing keeps only the routes not yet published; --stale selects routes installed on the
 gateway (podRoutes.installed) that no node needs any more; --remove prints the commands that
-remove the selected routes.`,
-		Args: cobra.NoArgs,
+remove the selected routes.
+
+--bgp-peer[=ADDRESS] prints instead the router side of the BGP session with ` + "`dubboreach publish`" + `
+(podRoutes.publish: bgp) for the router ADDRESS of spec.bgp.peers, or one block per peer: the
+speaker as a passive neighbor, remote AS, multihop, hold time, graceful restart, a password
+placeholder, and an import filter that accepts only prefixes within spec.bgp.within. The neighbor
+is spec.bgp.routerID unless --speaker-address lists the addresses the speaker's sessions come
+from. Only --fabric is read (docs/bgp.md, "The router side").`,
+		Args: peer.args,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(formats, output) {
 				return usageError(fmt.Errorf("-o %q is not a format; use one of %s", output, strings.Join(formats, ", ")))
+			}
+			if cmd.Flags().Changed("bgp-peer") {
+				if missing || stale || remove {
+					return usageError(errors.New("--bgp-peer prints the BGP session, not routes: drop --missing, --stale and --remove"))
+				}
+				return peer.run(cmd, &cf, output)
+			}
+			if cmd.Flags().Changed("speaker-address") {
+				return usageError(errors.New("--speaker-address is the neighbor of the router side: use it with --bgp-peer"))
 			}
 			if missing && stale {
 				return usageError(fmt.Errorf("--missing and --stale select different routes; use one"))
@@ -92,6 +110,7 @@ remove the selected routes.`,
 	cmd.Flags().BoolVar(&missing, "missing", false, "only routes that are desired but not published")
 	cmd.Flags().BoolVar(&stale, "stale", false, "only routes installed on the gateway that no node needs (publish: static)")
 	cmd.Flags().BoolVar(&remove, "remove", false, "print the commands that remove the selected routes")
+	peer.register(cmd.Flags())
 	return cmd
 }
 
