@@ -102,7 +102,49 @@ audit: {enabled: false}
 	{"audit-only", `
 webhook: {enabled: false}
 `},
+	{"publish", publishValues},
+	{"publish-host-network", `
+fabric:
+  spec:
+    podRoutes: {publish: bgp}
+    bgp: {asn: 64512, routerID: 10.132.2.10, within: [10.131.0.0/16], listenPort: 1790, peers: [{address: 10.132.2.254, asn: 64512}]}
+publish:
+  enabled: true
+  hostNetwork: true
+  replicas: 3
+  metricsPort: 10263
+  healthPort: 10264
+  nodeSelector: {dubboreach.io/bgp-speaker: "true"}
+networkPolicy:
+  enabled: true
+  from:
+    - namespaceSelector:
+        matchLabels: {kubernetes.io/metadata.name: monitoring}
+  webhookFrom:
+    - ipBlock: {cidr: 10.0.0.0/24}
+`},
 }
+
+// publishValues turn the BGP speaker on, with one peer's TCP-MD5 password from a Secret.
+const publishValues = `
+fabric:
+  spec:
+    reachable: [10.132.2.0/24]
+    podRoutes: {source: nodes, nextHop: InternalIP, publish: bgp}
+    bgp:
+      asn: 64512
+      routerID: 10.132.2.10
+      within: [10.131.0.0/16]
+      gracefulRestart: 120
+      peers:
+        - {address: 10.132.2.254, asn: 64513, passwordFile: /etc/dubboreach/bgp/tor-a}
+        - {address: 10.132.2.253, asn: 64513, multihop: 2}
+publish:
+  enabled: true
+  passwords: {existingSecret: bgp-passwords}
+metrics:
+  serviceMonitor: {enabled: true}
+`
 
 func TestChartLint(t *testing.T) {
 	for _, v := range variants {
@@ -137,18 +179,29 @@ func TestChartTemplate(t *testing.T) {
 			}
 			webhookOn := vals.Webhook.Enabled == nil || *vals.Webhook.Enabled
 			auditOn := vals.Audit.Enabled == nil || *vals.Audit.Enabled
+			publishOn := vals.Publish.Enabled != nil && *vals.Publish.Enabled
+			components := b2i(webhookOn) + b2i(auditOn) + b2i(publishOn)
 			wantCount := func(kind string, n int) {
 				t.Helper()
 				if k[kind] != n {
 					t.Errorf("%d %s rendered, want %d", k[kind], kind, n)
 				}
 			}
-			wantCount("Deployment", b2i(webhookOn)+b2i(auditOn))
-			wantCount("ServiceAccount", b2i(webhookOn)+b2i(auditOn))
+			wantCount("Deployment", components)
+			wantCount("ServiceAccount", components)
 			wantCount("MutatingWebhookConfiguration", b2i(webhookOn))
-			wantCount("PodDisruptionBudget", b2i(webhookOn))
-			wantCount("NetworkPolicy", 2*b2i(strings.Contains(v.values, "networkPolicy")))
-			wantCount("ServiceMonitor", 2*b2i(strings.Contains(v.values, "serviceMonitor")))
+			wantCount("PodDisruptionBudget", b2i(webhookOn)+b2i(publishOn))
+			wantCount("NetworkPolicy", components*b2i(strings.Contains(v.values, "networkPolicy")))
+			wantCount("ServiceMonitor", components*b2i(strings.Contains(v.values, "serviceMonitor")))
+			// The speaker exists only when asked for, whatever the fabric says.
+			for _, u := range raw {
+				if u.GetLabels()["app.kubernetes.io/component"] == "publish" && !publishOn {
+					t.Errorf("%s %s of the BGP speaker rendered with publish.enabled unset", u.GetKind(), u.GetName())
+				}
+			}
+			if publishOn {
+				checkPublishDeployment(t, objs, v.values)
+			}
 			wantCount("PrometheusRule", b2i(strings.Contains(v.values, "prometheusRule")))
 			if webhookOn {
 				checkWebhookDeployment(t, objs)
@@ -159,7 +212,7 @@ func TestChartTemplate(t *testing.T) {
 			switch v.name {
 			case "prometheus":
 				checkMonitoring(t, objs)
-			case "networkpolicy":
+			case "networkpolicy", "publish-host-network":
 				checkNetworkPolicies(t, objs)
 			case "existing-config-and-secret":
 				if k["ConfigMap"] != 0 || k["Secret"] != 0 {
@@ -194,6 +247,10 @@ type values struct {
 	Audit struct {
 		Enabled *bool `json:"enabled"`
 	} `json:"audit"`
+	Publish struct {
+		Enabled  *bool `json:"enabled"`
+		Replicas *int  `json:"replicas"`
+	} `json:"publish"`
 }
 
 func checkRestricted(t *testing.T, name string, spec corev1.PodSpec) {
@@ -250,9 +307,11 @@ func checkWebhookDeployment(t *testing.T, objs []runtime.Object) {
 	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) || term.TopologyKey != corev1.LabelHostname {
 		t.Errorf("webhook anti-affinity does not spread its own pods over hosts: %+v", term)
 	}
-	pdbs := only[*policyv1.PodDisruptionBudget](objs)
+	pdbs := slices.DeleteFunc(only[*policyv1.PodDisruptionBudget](objs), func(p *policyv1.PodDisruptionBudget) bool {
+		return p.Labels["app.kubernetes.io/component"] != "webhook"
+	})
 	if len(pdbs) != 1 {
-		t.Fatalf("want one PodDisruptionBudget, got %d", len(pdbs))
+		t.Fatalf("want one PodDisruptionBudget of the webhook, got %d", len(pdbs))
 	}
 	psel, err := metav1.LabelSelectorAsSelector(pdbs[0].Spec.Selector)
 	if err != nil || !psel.Matches(labels.Set(d.Spec.Template.Labels)) {
@@ -477,7 +536,12 @@ func checkNetworkPolicies(t *testing.T, objs []runtime.Object) {
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				ports[p.Port.String()] = true
-				if p.Port.String() == "webhook" {
+				if p.Port.String() == "bgp" {
+					// spec.bgp.listenPort: the routers are outside the cluster.
+					if len(rule.From) != 0 {
+						t.Errorf("NetworkPolicy %s opens the BGP port only to %+v, want the routers (any source)", np.Name, rule.From)
+					}
+				} else if p.Port.String() == "webhook" {
 					if len(rule.From) != 1 || rule.From[0].IPBlock == nil || rule.From[0].IPBlock.CIDR != "10.0.0.0/24" {
 						t.Errorf("NetworkPolicy %s opens the webhook port to %+v, want networkPolicy.webhookFrom (the API servers)", np.Name, rule.From)
 					}
@@ -728,6 +792,7 @@ func TestChartRBAC(t *testing.T) {
 		"namespace /events create,patch",
 		"namespace events.k8s.io/events create,patch",
 	}
+	webhook = append(webhook, statusReader...)
 	audit := []string{
 		"cluster /pods get,list,watch",
 		"cluster /nodes get,list,watch",
@@ -739,12 +804,14 @@ func TestChartRBAC(t *testing.T) {
 		// internal/cli/audit.go's LeaderElectionID (not exported).
 		"namespace coordination.k8s.io/leases@dubboreach-audit get,update",
 	}
+	audit = append(audit, statusReader...)
 	without := func(lines []string, drop string) []string {
 		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(l, drop) })
 	}
 	for _, c := range []struct {
 		variant         string
 		webhook, audit  []string
+		publish         []string
 		noWebhook, noAu bool
 	}{
 		{variant: "default", webhook: webhook, audit: audit},
@@ -753,6 +820,7 @@ func TestChartRBAC(t *testing.T) {
 		{variant: "prometheus", webhook: webhook, audit: audit},
 		{variant: "webhook-only", webhook: webhook, noAu: true},
 		{variant: "audit-only", audit: audit, noWebhook: true},
+		{variant: "publish", webhook: webhook, audit: audit, publish: publishGrants},
 	} {
 		t.Run(c.variant, func(t *testing.T) {
 			objs := typed(t, render(t, variantValues(t, c.variant)))
@@ -771,9 +839,10 @@ func TestChartRBAC(t *testing.T) {
 			}
 			check("webhook", c.webhook)
 			check("audit", c.audit)
+			check("publish", c.publish)
 			// Every Deployment runs as the ServiceAccount its roles are bound to.
-			for _, comp := range []string{"webhook", "audit"} {
-				if (comp == "webhook" && c.noWebhook) || (comp == "audit" && c.noAu) {
+			for _, comp := range []string{"webhook", "audit", "publish"} {
+				if (comp == "webhook" && c.noWebhook) || (comp == "audit" && c.noAu) || (comp == "publish" && c.publish == nil) {
 					continue
 				}
 				if sa := deploymentByComponent(t, objs, comp).Spec.Template.Spec.ServiceAccountName; sa != "dubboreach-"+comp {
@@ -817,6 +886,20 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"audit replicas without leader election", `audit: {replicas: 2, leaderElection: false}`, []string{"audit.replicas 2 without audit.leaderElection", "enable audit.leaderElection"}},
 		{"negative shutdown delay", `webhook: {shutdownDelaySeconds: -1}`, []string{"/webhook/shutdownDelaySeconds", "minimum"}},
 		{"PDB blocks every eviction", `webhook: {replicas: 2, podDisruptionBudget: {minAvailable: 2}}`, []string{"minAvailable (2) must be less than webhook.replicas (2)"}},
+		// The BGP speaker and the fabric must agree.
+		{"publish without publish: bgp", `publish: {enabled: true}`, []string{`publish.enabled=true with fabric.spec.podRoutes.publish "static"`, "set fabric.spec.podRoutes.publish: bgp"}},
+		{"publish with publish: cni", `{publish: {enabled: true}, fabric: {spec: {podRoutes: {publish: cni}}}}`, []string{`fabric.spec.podRoutes.publish "cni"`}},
+		{"publish without spec.bgp", `{publish: {enabled: true}, fabric: {spec: {podRoutes: {publish: bgp}}}}`, []string{"publish.enabled=true without fabric.spec.bgp", "asn, routerID, within and peers"}},
+		{"spec.bgp under publish: static", `fabric: {spec: {bgp: ` + bgpBlock + `}}`, []string{`fabric.spec.bgp is set but fabric.spec.podRoutes.publish is "static"`}},
+		{"password file outside the mount", `{publish: {enabled: true, passwords: {existingSecret: pw}}, fabric: {spec: {podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.132.2.10, within: [10.131.0.0/16], peers: [{address: 10.132.2.254, asn: 64513}, {address: 10.132.2.253, asn: 64513, passwordFile: /etc/bgp/pw}]}}}}`,
+			[]string{`fabric.spec.bgp.peers[1].passwordFile "/etc/bgp/pw" is not under /etc/dubboreach/bgp/`}},
+		{"password file without its Secret", `{publish: {enabled: true}, fabric: {spec: {podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.132.2.10, within: [10.131.0.0/16], peers: [{address: 10.132.2.254, asn: 64513, passwordFile: /etc/dubboreach/bgp/tor-a}]}}}}`,
+			[]string{`fabric.spec.bgp.peers[0].passwordFile "/etc/dubboreach/bgp/tor-a" needs publish.passwords.existingSecret`, `key "tor-a"`}},
+		{"publish PDB blocks every eviction", `{publish: {enabled: true, replicas: 1}, fabric: {spec: {podRoutes: {publish: bgp}, bgp: ` + bgpBlock + `}}}`, []string{"publish.podDisruptionBudget.minAvailable (1) must be less than publish.replicas (1)"}},
+		{"publish typo", `publish: {replica: 3}`, []string{"/publish", "additional properties 'replica' not allowed"}},
+		{"lease duration without unit", `publish: {leaderElection: {leaseDuration: "8"}}`, []string{"/publish/leaderElection/leaseDuration", "does not match"}},
+		{"spec.bgp peer typo", `fabric: {spec: {podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.132.2.10, within: [10.131.0.0/16], peers: [{address: 10.132.2.254, asn: 64513, passwdFile: /x}]}}}`, []string{"/fabric/spec/bgp/peers/0", "'passwdFile' not allowed"}},
+		{"spec.bgp without within", `fabric: {spec: {podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.132.2.10, peers: [{address: 10.132.2.254, asn: 64513}]}}}`, []string{"/fabric/spec/bgp", "missing property 'within'"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, stderr, err := helm(t, templateArgs(t, c.values)...)

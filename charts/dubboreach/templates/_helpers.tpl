@@ -135,4 +135,42 @@ seccompProfile:
 {{- if and .Values.webhook.podDisruptionBudget.enabled (ge (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) (gt (int .Values.webhook.replicas) 0) }}
 {{- fail (printf "webhook.podDisruptionBudget.minAvailable (%d) must be less than webhook.replicas (%d), or no webhook pod can ever be evicted to drain a node" (int .Values.webhook.podDisruptionBudget.minAvailable) (int .Values.webhook.replicas)) }}
 {{- end }}
+{{- include "dubboreach.validatePublish" . }}
+{{- end }}
+
+{{/* The fabric and the BGP speaker (publish) must agree. Only the fabric of fabric.spec can be
+checked: an existing ConfigMap is read by the processes, which refuse a bad one (exit 2). */}}
+{{- define "dubboreach.validatePublish" -}}
+{{- $p := .Values.publish }}
+{{- if not .Values.fabric.existingConfigMap }}
+{{- $spec := .Values.fabric.spec | default dict }}
+{{- $mode := (($spec.podRoutes | default dict).publish) | default "static" }}
+{{- if and $spec.bgp (ne $mode "bgp") }}
+{{- fail (printf "fabric.spec.bgp is set but fabric.spec.podRoutes.publish is %q: dubboreach refuses spec.bgp unless publish: bgp (every component would exit on the fabric file); set podRoutes.publish: bgp, or remove fabric.spec.bgp" $mode) }}
+{{- end }}
+{{- if $p.enabled }}
+{{- if ne $mode "bgp" }}
+{{- fail (printf "publish.enabled=true with fabric.spec.podRoutes.publish %q: the BGP speaker runs only under publish: bgp (docs/bgp.md); set fabric.spec.podRoutes.publish: bgp and a fabric.spec.bgp block, or publish.enabled=false" $mode) }}
+{{- end }}
+{{- if not $spec.bgp }}
+{{- fail "publish.enabled=true without fabric.spec.bgp: the speaker needs asn, routerID, within and peers there (docs/bgp.md)" }}
+{{- end }}
+{{- range $i, $peer := $spec.bgp.peers | default list }}
+{{- with $peer.passwordFile }}
+{{- if not (hasPrefix "/etc/dubboreach/bgp/" .) }}
+{{- fail (printf "fabric.spec.bgp.peers[%d].passwordFile %q is not under /etc/dubboreach/bgp/, where the chart mounts publish.passwords.existingSecret: use /etc/dubboreach/bgp/<key of that Secret>" $i .) }}
+{{- end }}
+{{- if not $p.passwords.existingSecret }}
+{{- fail (printf "fabric.spec.bgp.peers[%d].passwordFile %q needs publish.passwords.existingSecret: the Secret whose key %q the chart mounts at /etc/dubboreach/bgp" $i . (base .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $p.enabled }}
+{{- if and $p.podDisruptionBudget.enabled (ge (int $p.podDisruptionBudget.minAvailable) (int $p.replicas)) (gt (int $p.replicas) 0) }}
+{{- fail (printf "publish.podDisruptionBudget.minAvailable (%d) must be less than publish.replicas (%d), or no speaker pod can ever be evicted to drain a node" (int $p.podDisruptionBudget.minAvailable) (int $p.replicas)) }}
+{{- end }}
+{{- end }}
+
 {{- end }}
