@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dubboreach/dubboreach/routes"
@@ -53,6 +55,10 @@ type PublishOptions struct {
 
 	Speaker Options // LocalAddress, ConnectRetry; Log is set from Log
 	Log     logr.Logger
+	// Registry receives the dubboreach_bgp_* metrics when metrics are served (nil:
+	// controller-runtime's registry, which MetricsBindAddress serves). They are unregistered
+	// when Publish returns.
+	Registry prometheus.Registerer
 }
 
 func (o *PublishOptions) validate() error {
@@ -108,8 +114,20 @@ func Publish(ctx context.Context, o PublishOptions) error {
 	if err != nil {
 		return err
 	}
+	metrics := NewMetrics()
+	if o.MetricsBindAddress != "0" {
+		reg := o.Registry
+		if reg == nil {
+			reg = ctrlmetrics.Registry
+		}
+		if err := reg.Register(metrics); err != nil {
+			return fmt.Errorf("registering the BGP metrics: %w", err)
+		}
+		defer reg.Unregister(metrics)
+	}
 	var synced atomic.Bool
-	sp := &speakerRunnable{o: &o, mgr: mgr, store: store, writer: &Writer{Client: cs, Namespace: o.Namespace, Identity: o.Identity, LeaseTime: o.StatusLease}, synced: &synced}
+	sp := &speakerRunnable{o: &o, mgr: mgr, store: store, writer: &Writer{Client: cs, Namespace: o.Namespace, Identity: o.Identity, LeaseTime: o.StatusLease},
+		synced: &synced, metrics: metrics}
 	if err := mgr.Add(sp); err != nil {
 		return err
 	}
@@ -142,11 +160,12 @@ func durationOrNil(d time.Duration) *time.Duration {
 
 // speakerRunnable is the elected replica's work: the BGP speaker and the status Writer.
 type speakerRunnable struct {
-	o      *PublishOptions
-	mgr    ctrl.Manager
-	store  *routes.Store
-	writer *Writer
-	synced *atomic.Bool
+	o       *PublishOptions
+	mgr     ctrl.Manager
+	store   *routes.Store
+	writer  *Writer
+	synced  *atomic.Bool
+	metrics *Metrics
 }
 
 func (s *speakerRunnable) NeedLeaderElection() bool { return true }
@@ -164,11 +183,14 @@ func (s *speakerRunnable) Start(ctx context.Context) error {
 		return err
 	}
 	log.Info("speaking: this replica announces the pod routes", "identity", s.o.Identity)
+	s.metrics.setLeader(true)
 	defer func() {
 		sp.Stop()
+		s.metrics.setLeader(false)
 		s.retire(log)
 	}()
 	sp.Run(ctx, s.store, RunOptions{StatusInterval: s.o.StatusInterval, Report: func(st *Status) {
+		s.metrics.observe(st, s.store.Table().Routes, sp.Eligible)
 		if err := s.writer.Write(ctx, st); err != nil && ctx.Err() == nil {
 			log.Error(err, "writing the BGP status objects")
 		}
