@@ -988,6 +988,7 @@ func TestChartAlertSwitches(t *testing.T) {
 			key := strings.TrimPrefix(r.Alert, "Dubboreach")
 			key = strings.ToLower(key[:1]) + key[1:]
 			key = strings.Replace(key, "zooKeeper", "zookeeper", 1) // docs/alerts.md's spelling
+			key = strings.Replace(key, "bGP", "bgp", 1)             // DubboreachBGPNoSpeaker -> bgpNoSpeaker
 			t.Run(key, func(t *testing.T) {
 				objs := typed(t, render(t, fmt.Sprintf("metrics: {prometheusRule: {enabled: true, alerts: {%s: {enabled: false}}}}", key)))
 				for _, pr := range only[*monitoringv1.PrometheusRule](objs) {
