@@ -3,6 +3,8 @@ package bgp
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -253,4 +256,89 @@ func TestBGPRouterSideFRR(t *testing.T) {
 		return st.Published(out4) && st.Published(out6)
 	})
 	assert.Equal(t, want, d.routes(), "an outside route got past the rendered prefix lists")
+}
+
+// TestBGPRouterSideBIRDDirect proves the single-hop eBGP case on a link of its own: BIRD in a
+// network namespace, a veth pair to the test's namespace (198.18.77.0/24 and fd00:1877::/64,
+// benchmark and ULA ranges no other test uses), the speaker dialling across it with TTL 1.
+// With the rendered block (gateway direct), BIRD takes the third-party next hops that lie on the
+// shared subnet, IPv4 and IPv6, and does not install one that lies off it: the docs' "accepted
+// while the nodes share a subnet with this router".
+func TestBGPRouterSideBIRDDirect(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test creates a network namespace and a veth pair and needs root (uid %d)", os.Geteuid())
+	}
+	ns, hostIf := newLink(t)
+	router, speaker := netip.MustParseAddr("198.18.77.254"), netip.MustParseAddr("198.18.77.10")
+	fabric := &routes.BGP{ASN: 64512, RouterID: speaker,
+		Within: []netip.Prefix{netip.MustParsePrefix("10.131.0.0/16"), netip.MustParsePrefix("fd00:131::/48")},
+		Peers:  []routes.BGPPeer{{Address: router, ASN: 64513, Port: routes.DefaultBGPPort, HoldTime: 9 * time.Second}}}
+	ss, err := render.PeerSessions(fabric, router, nil) // the router ID is the session address here
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, render.RenderPeers(&out, render.BIRD, ss))
+	require.Contains(t, out.String(), "gateway direct;")
+	b := bgptest.StartBirdConfigNetns(t, ns, router, routes.DefaultBGPPort,
+		"router id 198.18.77.254;\nlog stderr all;\nprotocol device { scan time 1; }\n"+out.String())
+
+	wide := *fabric
+	wide.Within = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/16")}
+	s, err := Start(context.Background(), &wide, Options{LocalAddress: speaker, ConnectRetry: time.Second, Log: testr.NewWithInterface(t, testr.Options{})})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	eventually(t, 30*time.Second, "the single-hop session across "+hostIf+" to be Established", func() bool {
+		return b.ProtocolEstablished("dubboreach_bgp1")
+	})
+	onLink := []routes.Route{
+		route("10.131.10.0/24", "198.18.77.11", "node-a"),
+		route("10.131.9.7/32", "198.18.77.12", "node-b"),
+		route("fd00:131:0:a::/64", "fd00:1877::11", "node-a"),
+	}
+	offLink := route("10.131.20.0/24", "198.51.100.7", "node-far") // inside within, next hop off the subnet
+	outside := route("10.200.0.0/24", "198.18.77.13", "node-c")
+	_, err = s.Sync(append(append([]routes.Route(nil), onLink...), offLink, outside))
+	require.NoError(t, err)
+	eventually(t, 15*time.Second, "the speaker's status to show every route sent", func() bool {
+		st, err := s.Status()
+		require.NoError(t, err)
+		return st.Published(offLink) && st.Published(outside) && st.Published(onLink[2])
+	})
+	want := map[netip.Prefix]string{}
+	for _, r := range onLink {
+		want[r.Prefix] = "via " + r.NextHop.String()
+	}
+	eventually(t, 15*time.Second, "BIRD to install exactly the on-link routes inside within, via their nodes", func() bool {
+		return maps.Equal(b.Installed("dubboreach_bgp1"), want)
+	})
+	assert.NotContains(t, b.Installed("dubboreach_bgp1"), outside.Prefix, "outside within")
+	assert.NotContains(t, b.Installed("dubboreach_bgp1"), offLink.Prefix, "a next hop off the shared subnet was installed")
+}
+
+// newLink makes a network namespace joined to the test's own by a veth pair: this side holds
+// 198.18.77.10/24 and fd00:1877::10/64, the namespace's side .254 and ::fe. Both go at cleanup.
+func newLink(t *testing.T) (ns, hostIf string) {
+	t.Helper()
+	var r [3]byte
+	_, _ = rand.Read(r[:])
+	id := hex.EncodeToString(r[:])
+	ns, hostIf, nsIf := "dubboreach-peer-"+id, "drp"+id, "drr"+id
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ip("link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostIf).Run() })
+	ip("link", "set", nsIf, "netns", ns)
+	ip("addr", "add", "198.18.77.10/24", "dev", hostIf)
+	ip("-6", "addr", "add", "fd00:1877::10/64", "dev", hostIf, "nodad")
+	ip("link", "set", hostIf, "up")
+	ip("-n", ns, "link", "set", "lo", "up")
+	ip("-n", ns, "addr", "add", "198.18.77.254/24", "dev", nsIf)
+	ip("-n", ns, "-6", "addr", "add", "fd00:1877::fe/64", "dev", nsIf, "nodad")
+	ip("-n", ns, "link", "set", nsIf, "up")
+	return ns, hostIf
 }

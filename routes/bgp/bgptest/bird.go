@@ -30,6 +30,8 @@ type Bird struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 	once sync.Once
+	// netns is the network namespace BIRD runs in; empty: the test's own.
+	netns string
 }
 
 // BirdConfig says whom BIRD peers with.
@@ -92,6 +94,21 @@ func StartBirdConfig(t testing.TB, addr netip.Addr, port int, conf string) *Bird
 	return b
 }
 
+// StartBirdConfigNetns is StartBirdConfig with BIRD inside the network namespace netns (ip netns),
+// for a router on a link of its own; birdc still reaches it through its socket file.
+func StartBirdConfigNetns(t testing.TB, netns string, addr netip.Addr, port int, conf string) *Bird {
+	t.Helper()
+	for _, tool := range []string{"bird", "birdc", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: run hack/install-tools.sh (Debian packages bird2, iproute2)", tool)
+		}
+	}
+	dir := t.TempDir()
+	b := &Bird{t: t, sock: filepath.Join(dir, "bird.ctl"), Addr: addr, Port: port, log: &bytes.Buffer{}, netns: netns}
+	b.start(dir, conf)
+	return b
+}
+
 func (b *Bird) start(dir, conf string) {
 	t := b.t
 	t.Helper()
@@ -99,7 +116,11 @@ func (b *Bird) start(dir, conf string) {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command("bird", "-c", path, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"), "-f")
+	args := []string{"bird", "-c", path, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"), "-f"}
+	if b.netns != "" {
+		args = append([]string{"ip", "netns", "exec", b.netns}, args...)
+	}
+	b.cmd = exec.Command(args[0], args[1:]...)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("starting bird: %v", err)
@@ -196,4 +217,29 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+var birdInstalled = regexp.MustCompile(`^([0-9a-fA-F.:]+/\d+)\s+unicast\s+\[(\w+)\b`)
+
+// Installed reads the routes of protocol name that BIRD can forward (unicast, not unreachable):
+// prefix -> "via ADDRESS" as BIRD resolved it.
+func (b *Bird) Installed(name string) map[netip.Prefix]string {
+	b.t.Helper()
+	out, err := b.Birdc("show", "route", "protocol", name)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	got := map[netip.Prefix]string{}
+	var cur netip.Prefix
+	for _, line := range strings.Split(out, "\n") {
+		if m := birdInstalled.FindStringSubmatch(line); m != nil && m[2] == name {
+			cur = netip.MustParsePrefix(m[1])
+			got[cur] = ""
+			continue
+		}
+		if f := strings.Fields(line); cur.IsValid() && got[cur] == "" && len(f) >= 2 && f[0] == "via" {
+			got[cur] = "via " + f[1]
+		}
+	}
+	return got
 }
