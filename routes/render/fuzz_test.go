@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,40 @@ func FuzzRender(f *testing.F) {
 			}
 			if !e.NextHop.IsValid() && !remove {
 				t.Fatalf("%s: rendered an add without a next hop: %q", f, out)
+			}
+		}
+	})
+}
+
+// FuzzRenderPeers feeds arbitrary within prefixes and speaker addresses to the router side of
+// every dialect. It must never panic, must write nothing when it refuses, and otherwise names
+// every within prefix and every speaker, and prints the password placeholder, never a secret.
+func FuzzRenderPeers(f *testing.F) {
+	f.Add([]byte{10, 131, 0, 0}, uint8(16), []byte{10, 132, 2, 10}, uint8(0))
+	f.Add([]byte{0xfd, 0, 1, 0x31, 15: 0}, uint8(48), []byte{10, 132, 2, 10}, uint8(2))
+	f.Add([]byte{10, 131, 0, 1}, uint8(16), []byte{0xfe, 0x80, 15: 1}, uint8(255))
+	f.Add([]byte{10, 200, 7, 7}, uint8(32), []byte{}, uint8(1))
+	f.Fuzz(func(t *testing.T, prefix []byte, bits uint8, speaker []byte, multihop uint8) {
+		a, _ := netip.AddrFromSlice(prefix)
+		sp, _ := netip.AddrFromSlice(speaker)
+		s := Session{Router: netip.MustParseAddr("10.132.2.254"), RouterASN: 64513, Port: 179, SpeakerASN: 64512,
+			Speakers: []netip.Addr{sp}, Multihop: int(multihop), PasswordFile: "/run/secret",
+			Within: []netip.Prefix{netip.PrefixFrom(a, int(bits))}}
+		for f := range peerDialects {
+			var b bytes.Buffer
+			if err := RenderPeers(&b, f, []Session{s}); err != nil {
+				if b.Len() > 0 {
+					t.Fatalf("%s: wrote %q and failed: %v", f, b.String(), err)
+				}
+				continue
+			}
+			out := b.String()
+			if !strings.Contains(out, sp.String()) || !strings.Contains(out, PasswordPlaceholder) {
+				t.Fatalf("%s: output lacks the speaker %s or the password placeholder:\n%s", f, sp, out)
+			}
+			p := s.Within[0]
+			if !strings.Contains(out, p.String()) && !strings.Contains(out, p.Addr().String()+" "+strconv.Itoa(p.Bits())) {
+				t.Fatalf("%s: output lacks within %s:\n%s", f, p, out)
 			}
 		}
 	})

@@ -161,6 +161,9 @@ func checkSession(s Session) error {
 		return errors.New("an AS number is missing")
 	}
 	for _, a := range s.Speakers {
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" {
+			return fmt.Errorf("speaker address %s cannot be a neighbor", a)
+		}
 		if a.Is4() != s.Router.Is4() {
 			return fmt.Errorf("speaker address %s is not of the router's family", a)
 		}
