@@ -39,7 +39,7 @@ func TestManifestFlagsExist(t *testing.T) {
 		t.Fatalf("the command tree lacks flags it is known to have: %d flags read", len(known))
 	}
 	// Not ours: flags of other programs the manifests mention.
-	foreign := map[string]bool{"dry-run": true, "namespace": true, "set": true, "values": true}
+	foreign := map[string]bool{"dry-run": true, "namespace": true, "set": true, "values": true, "from-file": true}
 
 	root := repoRoot(t)
 	missing := map[string][]string{}
