@@ -56,16 +56,22 @@ type running struct {
 // startFieldCase admits and starts the field case's providers, in parallel.
 func startFieldCase(t *testing.T, l *lab.Lab) []*running {
 	t.Helper()
+	return startPlacements(t, l, fieldCase)
+}
+
+// startPlacements admits (with the lab's static route table) and starts providers, in parallel.
+func startPlacements(t *testing.T, l *lab.Lab, placements []placement) []*running {
+	t.Helper()
 	table, err := l.Table()
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := &webhook.Injector{Routes: fixedTable{table}}
 	namespaces := map[string]*corev1.Namespace{"legacy": lab.Namespace("legacy", false), "shop": lab.Namespace("shop", true)}
-	out := make([]*running, len(fieldCase))
+	out := make([]*running, len(placements))
 	var wg sync.WaitGroup
-	errs := make([]error, len(fieldCase))
-	for i, pl := range fieldCase {
+	errs := make([]error, len(placements))
+	for i, pl := range placements {
 		adm, err := l.Admit(in, namespaces[pl.ns], lab.DubboPod(pl.ns, pl.name, pl.containerPort, pl.hostPort, pl.annotations), l.Node(pl.node))
 		if err != nil {
 			t.Fatal(err)
@@ -107,6 +113,12 @@ func audit(t *testing.T, l *lab.Lab, pods []*running) *registry.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return auditWith(t, l, pods, table)
+}
+
+// auditWith is audit with a given route table (publish: bgp: built from the speaker's status).
+func auditWith(t *testing.T, l *lab.Lab, pods []*running, table *routes.Table) *registry.Result {
+	t.Helper()
 	inv := &routes.Inventory{Nodes: l.RoutesNodes()}
 	for _, r := range pods {
 		inv.Pods = append(inv.Pods, *r.admitted.Object)

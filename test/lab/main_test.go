@@ -16,6 +16,10 @@ var theLab *lab.Lab
 // TestMain builds one lab for the package's tests (building it per test would cost a ZooKeeper
 // start each): tests add their own pods with unique names.
 func TestMain(m *testing.M) {
+	// The test binary re-executed inside a lab node's namespace is the BGP speaker there.
+	if cfg := os.Getenv(speakerEnv); cfg != "" {
+		os.Exit(speakerMain(cfg))
+	}
 	l, err := lab.Start(lab.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
