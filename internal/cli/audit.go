@@ -205,7 +205,7 @@ func auditOnce(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Confi
 		return usageError(err)
 	}
 	if len(modes) > 0 {
-		return fixOnce(cmd, f, modes, scan, r)
+		return fixOnce(cmd.Context(), cmd, f, modes, scan, r)
 	}
 	w := cmd.OutOrStdout()
 	if f.output == "json" {

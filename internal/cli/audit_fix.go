@@ -34,6 +34,8 @@ type fixFlags struct {
 	legacy       bool
 	configRoot   string
 	disableScope string
+	lockPath     string
+	lockWait     time.Duration
 }
 
 // fixModeNames are the values --fix accepts, in the order the help lists them.
@@ -49,6 +51,8 @@ func (f *fixFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.backupDir, "fix-backup-dir", "", "with --fix prune: directory for the backup files written before any delete (required unless --dry-run)")
 	fs.BoolVar(&f.legacy, "legacy-override", false, "with --fix disable: also register the 2.6-era override:// URL under <zk-root>/<interface>/configurators")
 	fs.StringVar(&f.configRoot, "config-root", "", "with --fix disable: the config-center group node that holds <service>.configurators rules (default <zk-root>/config/dubbo, where Dubbo reads them)")
+	fs.StringVar(&f.lockPath, "fix-lock", defaultFixLock, "with --clusters and --fix (not --dry-run): the ZooKeeper lock (Curator InterProcessMutex recipe) under which the audit is scanned, planned and applied, so that auditors sharing the registry correct it one at a time")
+	fs.DurationVar(&f.lockWait, "fix-lock-wait", time.Minute, "with --fix-lock: how long to wait for the lock before giving up (exit 1, nothing changed)")
 	fs.StringVar(&f.disableScope, "disable-scope", fix.ScopeOutside, "with --fix disable: which consumers the rules address: outside (the registered consumers outside the clusters, by address) or all (0.0.0.0, consumers inside too)")
 }
 
@@ -94,6 +98,14 @@ func validateFix(f *auditFlags, m fix.Modes) error {
 	if x.configRoot != "" && (!strings.HasPrefix(x.configRoot, "/") || path.Clean(x.configRoot) != x.configRoot) {
 		return fmt.Errorf("--config-root %q is not a clean absolute ZooKeeper path", x.configRoot)
 	}
+	if f.cl.file != "" && !x.dryRun {
+		if !strings.HasPrefix(x.lockPath, "/") || path.Clean(x.lockPath) != x.lockPath || x.lockPath == "/" {
+			return fmt.Errorf("--fix-lock %q is not a clean absolute ZooKeeper path (default %s)", x.lockPath, defaultFixLock)
+		}
+		if x.lockWait <= 0 {
+			return fmt.Errorf("--fix-lock-wait %s: want a positive duration (default 1m)", x.lockWait)
+		}
+	}
 	if x.disableScope != fix.ScopeOutside && x.disableScope != fix.ScopeAll {
 		return fmt.Errorf("--disable-scope %q: want %s (the consumers outside the clusters) or %s (every consumer, 0.0.0.0)", x.disableScope, fix.ScopeOutside, fix.ScopeAll)
 	}
@@ -137,8 +149,8 @@ func (f *fixFlags) options(m fix.Modes) server.Fix {
 // fixOnce plans (and, without --dry-run, applies) the corrections for one audit result.
 // stdout carries the plan (--dry-run) or the report as JSON (-o json) or lines (-o table); the
 // audit's summary goes to stderr.
-func fixOnce(cmd *cobra.Command, f *auditFlags, m fix.Modes, scan zk.Config, r *registry.Result) error {
-	ctx := cmd.Context()
+// ctx ends the corrections (with --clusters: when the fix lock is lost).
+func fixOnce(ctx context.Context, cmd *cobra.Command, f *auditFlags, m fix.Modes, scan zk.Config, r *registry.Result) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	s := r.Summary
 	fmt.Fprintf(stderr, "audit: %s; providers %d (reachable %d, unreachable %d, unknown %d); --fix %s%s\n",

@@ -2,17 +2,21 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"path"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/dubboreach/dubboreach/registry"
 	"github.com/dubboreach/dubboreach/registry/clusters"
 	"github.com/dubboreach/dubboreach/registry/fix"
+	"github.com/dubboreach/dubboreach/registry/lock"
 	"github.com/dubboreach/dubboreach/registry/zk"
 	"github.com/dubboreach/dubboreach/routes"
 	"github.com/dubboreach/dubboreach/routes/render"
@@ -125,12 +129,21 @@ func writeAmbiguous(w io.Writer, addrs []checkJSON, explained []string) {
 }
 
 // auditOnceClusters is `audit --once --clusters FILE`: one scan judged against every cluster
-// (registry/clusters.Judge); --fix acts only on what clusters.ForCorrection keeps.
+// (registry/clusters.Judge); --fix acts only on what clusters.ForCorrection keeps, and (unless
+// --dry-run) scans, plans and applies under the fix lock.
 func auditOnceClusters(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan zk.Config) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	file, views, err := f.cl.load(ctx, stderr)
 	if err != nil {
 		return err
+	}
+	if len(modes) > 0 && !f.fx.dryRun {
+		locked, release, err := takeFixLock(ctx, f, stderr)
+		if err != nil {
+			return err
+		}
+		defer release()
+		ctx = locked
 	}
 	snap, err := zk.Once(ctx, scan)
 	if err != nil {
@@ -140,7 +153,7 @@ func auditOnceClusters(cmd *cobra.Command, f *auditFlags, modes fix.Modes, scan 
 	if len(modes) > 0 {
 		fr := clusters.ForCorrection(r, file.Corrects())
 		writeLeftAlone(stderr, file, r, fr)
-		return fixOnce(cmd, f, modes, scan, fr)
+		return fixOnce(ctx, cmd, f, modes, scan, fr)
 	}
 	w := cmd.OutOrStdout()
 	if f.output == "json" {
@@ -184,4 +197,63 @@ func writeLeftAlone(w io.Writer, file *clusters.File, all, kept *registry.Result
 	}
 	fmt.Fprintf(w, "audit: --clusters: corrections consider %d of %d registrations; left alone: %s\n",
 		len(kept.Providers)+len(kept.Consumers), len(all.Providers)+len(all.Consumers), strings.Join(parts, ", "))
+}
+
+// defaultFixLock is --fix-lock's default: one lock for every auditor of the registry.
+const defaultFixLock = "/dubboreach/locks/fix"
+
+// takeFixLock waits (up to --fix-lock-wait) for the ZooKeeper lock --fix-lock (under the
+// connection's chroot) on a session of its own. The returned context ends when the lock is
+// lost, so that no change is made after that; release unlocks and closes the session.
+func takeFixLock(ctx context.Context, f *auditFlags, stderr io.Writer) (context.Context, func(), error) {
+	c, err := zk.NewClient(zk.Options{Servers: f.zk, Auth: f.auth, SessionTimeout: f.sessionTimeout, Log: logr.Discard()})
+	if err != nil {
+		return nil, nil, usageError(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.connectTimeout)
+	defer cancel()
+	if err := c.Ready(rctx); err != nil {
+		c.Close()
+		return nil, nil, &exitError{code: ExitFindings, err: fmt.Errorf("ZooKeeper %s for the fix lock: %w; nothing was changed", f.zk, err)}
+	}
+	at := path.Clean(c.Chroot + f.fx.lockPath)
+	m, err := lock.New(c.Conn, at, nil)
+	if err != nil {
+		c.Close()
+		return nil, nil, usageError(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, f.fx.lockWait)
+	defer wcancel()
+	lost, err := m.Lock(wctx)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("another auditor has held the fix lock %s for more than --fix-lock-wait %s; nothing was changed (try again later, or raise --fix-lock-wait)", at, f.fx.lockWait)
+		} else {
+			err = fmt.Errorf("taking the fix lock %s: %w; nothing was changed", at, err)
+		}
+		return nil, nil, &exitError{code: ExitFindings, err: err}
+	}
+	fmt.Fprintf(stderr, "audit: holding the fix lock %s\n", at)
+	locked, stop := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-lost:
+			stop(fmt.Errorf("%w: %s", lock.ErrLost, at))
+		case <-done:
+		}
+	}()
+	release := func() {
+		close(done)
+		if context.Cause(locked) != nil && errors.Is(context.Cause(locked), lock.ErrLost) {
+			fmt.Fprintf(stderr, "audit: %v: the corrections stopped there; what was not yet applied is reported failed\n", context.Cause(locked))
+		}
+		stop(nil)
+		if err := m.Unlock(); err != nil {
+			fmt.Fprintf(stderr, "audit: %v (ZooKeeper removes it when this session closes)\n", err)
+		}
+		c.Close()
+	}
+	return locked, release, nil
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/dubboreach/dubboreach/registry/fix"
+	"github.com/dubboreach/dubboreach/registry/lock"
 	"github.com/dubboreach/dubboreach/test/harness"
 )
 
@@ -282,6 +284,8 @@ func TestClusters(t *testing.T) {
 				want[k] = v
 			}
 		}
+		// The lock's path stays, empty, as Curator leaves it.
+		want["/dubboreach"], want["/dubboreach/locks"], want["/dubboreach/locks/fix"] = "", "", ""
 		after := zkTree(t, c)
 		assert.Equal(t, want, after, "prune deleted exactly east's orphan")
 		for _, p := range []string{dup, gone, wUsers} {
@@ -335,5 +339,115 @@ func TestClustersUsageErrors(t *testing.T) {
 			assert.Contains(t, errOut, tc.want)
 			assert.Empty(t, out)
 		})
+	}
+}
+
+// TestClustersFixLock: with --clusters, `audit --once --fix` (not --dry-run) scans, plans and
+// applies under the ZooKeeper lock --fix-lock, on the real ZooKeeper: while another contender
+// (the Curator recipe of registry/lock) holds it the audit waits, gives up after
+// --fix-lock-wait with nothing changed, and once the lock is released takes it, corrects and
+// releases it. --dry-run changes nothing and takes no lock.
+func TestClustersFixLock(t *testing.T) {
+	dir := t.TempDir()
+	inv, err := filepath.Abs(auditInventory)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(`apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Node, metadata: {name: b-1}, spec: {podCIDRs: [10.60.1.0/24]}, status: {addresses: [{type: InternalIP, address: 10.132.2.50}]}}
+`), 0o600))
+	file := filepath.Join(dir, "clusters.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`apiVersion: dubboreach.io/v1alpha1
+kind: Clusters
+spec:
+  reachable: [10.132.2.0/24]
+  unreachable: [172.17.0.0/16]
+  clusters:
+    - name: a
+      inventory: `+inv+`
+      serviceCIDR: 10.96.0.0/12
+      podRoutes: {source: nodes, publish: static, installed: [10.244.1.0/24]}
+    - name: b
+      inventory: b.yaml
+      podRoutes: {source: nodes, publish: none}
+`), 0o600))
+	z := harness.StartZooKeeper(t)
+	c := connect(t, z.Addr)
+	stale := seed(t, c)
+	const lockPath = "/dubboreach/locks/fix"
+	holder, err := lock.New(c, lockPath, nil)
+	require.NoError(t, err)
+	_, err = holder.Lock(harness.Context(t))
+	require.NoError(t, err)
+	before := zkTree(t, c)
+	backups := t.TempDir()
+	prune := func(extra ...string) []string {
+		return append([]string{"audit", "--once", "--zk", z.Addr, "--zk-connect-timeout", "60s", "--clusters", file,
+			"--fix", "prune", "--stale-after", "0", "--fix-backup-dir", backups}, extra...)
+	}
+
+	// Held by another: gives up, nothing changed, its own contender node withdrawn.
+	out, errOut, code := run(t, prune("--fix-lock-wait", "1s")...)
+	assert.Equal(t, ExitFindings, code, errOut)
+	assert.Contains(t, errOut, "another auditor has held the fix lock "+lockPath+" for more than --fix-lock-wait 1s; nothing was changed")
+	assert.Empty(t, out)
+	assert.Equal(t, before, zkTree(t, c), "an audit that did not get the lock changed ZooKeeper")
+
+	// --dry-run takes no lock: the plan is made while the lock is held elsewhere.
+	out, errOut, code = run(t, prune("--dry-run")...)
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, out, `"path": "`+stale+`"`)
+	assert.NotContains(t, errOut, "fix lock")
+
+	// Released while the audit waits: it takes the lock, prunes, releases.
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, code := run(t, prune("--fix-lock-wait", "2m", "-o", "json")...)
+		done <- result{o, e, code}
+	}()
+	require.Eventually(t, func() bool {
+		kids, _, err := c.Children(lockPath)
+		return err == nil && len(kids) == 2
+	}, 60*time.Second, 20*time.Millisecond, "the audit never queued for the lock")
+	kids, _, err := c.Children(lockPath)
+	require.NoError(t, err)
+	for _, k := range kids {
+		assert.Regexp(t, `^_c_[0-9a-f-]{36}-lock-\d{10}$`, k, "a Curator-protected lock node")
+	}
+	_, _, err = c.Get(stale)
+	require.NoError(t, err, "pruned while another held the lock")
+	require.NoError(t, holder.Unlock())
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the audit did not finish after the lock was released")
+	}
+	require.Equal(t, ExitOK, res.code, res.errOut)
+	assert.Contains(t, res.errOut, "audit: holding the fix lock "+lockPath)
+	var rep fix.Report
+	require.NoError(t, json.Unmarshal([]byte(res.out), &rep), res.out)
+	require.Len(t, rep.Results, 1, res.out)
+	assert.Equal(t, fix.ResultApplied, rep.Results[0].Result)
+	assert.Equal(t, stale, rep.Results[0].Change.Path)
+	exists, _, err := c.Exists(stale)
+	require.NoError(t, err)
+	assert.False(t, exists)
+	kids, _, err = c.Children(lockPath)
+	require.NoError(t, err)
+	assert.Empty(t, kids, "the audit left its lock node behind")
+
+	for _, tc := range []struct{ args []string }{
+		{[]string{"--fix-lock", "locks/fix"}},
+		{[]string{"--fix-lock", "/"}},
+		{[]string{"--fix-lock-wait", "0s"}},
+	} {
+		_, errOut, code := run(t, prune(tc.args...)...)
+		assert.Equal(t, ExitUsage, code, errOut)
+		assert.Contains(t, errOut, tc.args[0], tc.args)
 	}
 }
