@@ -59,14 +59,14 @@ func (c *clustersFlag) load(ctx context.Context, stderr io.Writer) (*clusters.Fi
 	views := make([]clusters.View, 0, len(f.Clusters))
 	for i := range f.Clusters {
 		cl := &f.Clusters[i]
-		inv, err := cl.LoadInventory(ctx)
+		v, inv, err := cl.LoadView(ctx)
 		if err != nil {
 			return nil, nil, usageError(fmt.Errorf("%s: %w", c.file, err))
 		}
 		if len(inv.Ignored) > 0 {
 			fmt.Fprintf(stderr, "note: cluster %s: the inventory's %d objects of other kinds were not used (first: %s)\n", cl.Name, len(inv.Ignored), inv.Ignored[0])
 		}
-		views = append(views, clusters.ViewOf(cl, inv))
+		views = append(views, v)
 	}
 	return f, views, nil
 }

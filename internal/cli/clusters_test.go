@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,11 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/dubboreach/dubboreach/registry/fix"
 	"github.com/dubboreach/dubboreach/registry/lock"
+	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/test/harness"
 )
 
@@ -450,4 +454,66 @@ spec:
 		assert.Equal(t, ExitUsage, code, errOut)
 		assert.Contains(t, errOut, tc.args[0], tc.args)
 	}
+}
+
+// TestClustersBGPStatus: a cluster under podRoutes.publish: bgp, read through its kubeconfig,
+// is judged by what its speaker's status objects (ConfigMap and Lease dubboreach-bgp in its
+// bgpStatusNamespace, on its own real API server) say is announced, as `check --kubeconfig`
+// is: published while the status lists the route, unpublished once the status is gone. The
+// status is written with bgp.Writer, as `dubboreach publish` writes it (the speaker itself is
+// tested against BIRD in routes/bgp and internal/cli's TestPublishedMeansAnnounced).
+func TestClustersBGPStatus(t *testing.T) {
+	ctx := harness.Context(t)
+	dir := t.TempDir()
+	east := harness.Envtest(t, harness.EnvOptions{})
+	const statusNS = "dubboreach-system"
+	require.NoError(t, east.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: statusNS}}))
+	harness.CreateNode(t, east.Client, "e-1", "10.244.1.0/24", "10.132.1.11")
+	harness.CreateNode(t, east.Client, "e-2", "10.244.2.0/24", "10.132.1.12")
+	clustersKubeconfig(t, east, dir, "east")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "north.yaml"), []byte(northInventory), 0o600))
+	file := filepath.Join(dir, "clusters.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`apiVersion: dubboreach.io/v1alpha1
+kind: Clusters
+spec:
+  reachable: [10.132.0.0/16]
+  clusters:
+    - name: east
+      kubeconfig: east.kubeconfig
+      bgpStatusNamespace: `+statusNS+`
+      podRoutes: {source: nodes, publish: bgp}
+      bgp: {asn: 64512, routerID: 10.132.1.10, within: [10.244.0.0/16], peers: [{address: 10.132.0.254, asn: 64513}]}
+    - name: north
+      inventory: north.yaml
+      podRoutes: {publish: static, installed: [10.50.1.0/24]}
+`), 0o600))
+	cs, err := kubernetes.NewForConfig(east.Config)
+	require.NoError(t, err)
+	peer := netip.MustParseAddr("10.132.0.254")
+	w := &bgp.Writer{Client: cs, Namespace: statusNS, Identity: "publish-0", LeaseTime: 10 * time.Minute}
+	require.NoError(t, w.Write(ctx, &bgp.Status{Updated: time.Now(), AnnouncedTo: routes.AnnouncedToAny,
+		Peers:  []bgp.PeerStatus{{Address: peer, ASN: 64513, State: "established", Since: time.Now(), Announced: 1}},
+		Routes: []bgp.AnnouncedRoute{{Prefix: netip.MustParsePrefix("10.244.1.0/24"), NextHop: netip.MustParseAddr("10.132.1.11"), Peers: []netip.Addr{peer}}}}))
+
+	check := func() ([]checkJSON, int) {
+		out, errOut, code := run(t, "check", "-o", "json", "--clusters", file, "10.244.1.5", "10.244.2.5", "10.50.1.5")
+		var got []checkJSON
+		require.NoError(t, json.Unmarshal([]byte(out), &got), "stdout %q, stderr %q", out, errOut)
+		require.Len(t, got, 3)
+		return got, code
+	}
+	got, code := check()
+	assert.Equal(t, ExitFindings, code, "e-2's route is not announced")
+	assert.Equal(t, "east", got[0].Cluster)
+	assert.Equal(t, routes.ReasonPublishedPodRoute, got[0].Reason, "announced to an Established peer")
+	assert.Equal(t, routes.ReasonUnpublishedPodRoute, got[1].Reason, "not in the speaker's status")
+	assert.Equal(t, "north", got[2].Cluster)
+	assert.Equal(t, routes.ReasonPublishedPodRoute, got[2].Reason)
+
+	// The speaker's status goes: nothing of east's is published any more.
+	require.NoError(t, cs.CoreV1().ConfigMaps(statusNS).Delete(ctx, bgp.ObjectName, metav1.DeleteOptions{}))
+	got, code = check()
+	assert.Equal(t, ExitFindings, code)
+	assert.Equal(t, routes.ReasonUnpublishedPodRoute, got[0].Reason, "no status: unpublished")
+	assert.Equal(t, routes.ReasonPublishedPodRoute, got[2].Reason, "north does not depend on east's speaker")
 }

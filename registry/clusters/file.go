@@ -45,6 +45,10 @@ type Cluster struct {
 	// Fabric holds the cluster's pod-route facts together with the shared data-center facts
 	// (reachable, unreachable), so that routes.Build judges the cluster as a fabric file would.
 	Fabric *routes.Fabric
+	// BGPStatusNamespace is where the cluster's `dubboreach publish` keeps its status objects
+	// (podRoutes.publish: bgp, a cluster read from an API server): they say which routes are
+	// announced. Empty for an in-cluster cluster: $POD_NAMESPACE.
+	BGPStatusNamespace string
 	// Correct is false when this auditor judges the cluster but leaves its corrections to
 	// another auditor (one auditor per cluster, all sharing the registry).
 	Correct bool
@@ -89,6 +93,7 @@ type clusterItem struct {
 	ServiceCIDR string          `json:"serviceCIDR,omitempty"`
 	PodRoutes   json.RawMessage `json:"podRoutes,omitempty"`
 	BGP         json.RawMessage `json:"bgp,omitempty"`
+	BGPStatusNS string          `json:"bgpStatusNamespace,omitempty"`
 }
 
 // nameRE is a DNS label (RFC 1123): safe as a metrics label value, in JSON, in file names.
@@ -198,7 +203,17 @@ func Parse(name string, data []byte) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := Cluster{Name: it.Name, Context: it.Context, InCluster: it.InCluster, Fabric: fab, Correct: it.Correct == nil || *it.Correct,
+		switch {
+		case it.BGPStatusNS != "" && fab.Publish != routes.PublishBGP:
+			return nil, fieldErr(at+".bgpStatusNamespace", "is only read under podRoutes.publish: bgp (it names where the cluster's BGP speaker keeps its status); remove it or set publish: bgp")
+		case it.BGPStatusNS != "" && it.Inventory != "":
+			return nil, fieldErr(at+".bgpStatusNamespace", "is read from the cluster's API server, and this cluster is an inventory file (whose routes under publish: bgp read unpublished); use kubeconfig or inCluster, or remove it")
+		case it.BGPStatusNS != "" && (len(it.BGPStatusNS) > 63 || !nameRE.MatchString(it.BGPStatusNS)):
+			return nil, fieldErr(at+".bgpStatusNamespace", "%q is not a namespace name (a DNS label)", it.BGPStatusNS)
+		case fab.Publish == routes.PublishBGP && it.Kubeconfig != "" && it.BGPStatusNS == "":
+			return nil, fieldErr(at+".bgpStatusNamespace", "is required under podRoutes.publish: bgp for a cluster read through a kubeconfig: name the namespace `dubboreach publish` runs in there (its ConfigMap and Lease dubboreach-bgp say what is announced)")
+		}
+		c := Cluster{Name: it.Name, Context: it.Context, InCluster: it.InCluster, Fabric: fab, Correct: it.Correct == nil || *it.Correct, BGPStatusNamespace: it.BGPStatusNS,
 			Kubeconfig: resolve(base, it.Kubeconfig), Inventory: resolve(base, it.Inventory)}
 		out.Clusters = append(out.Clusters, c)
 	}

@@ -101,6 +101,16 @@ func TestParse(t *testing.T) {
 			wantErr: []string{"spec.clusters[0].bgp", "publish: bgp"}},
 		{name: "publish bgp without bgp", doc: head + "spec:\n  clusters:\n    - {name: a, inventory: a.yaml, podRoutes: {publish: bgp}}\n",
 			wantErr: []string{"spec.clusters[0].bgp", "is required"}},
+		{name: "bgp status namespace", doc: head + "spec:\n  clusters:\n    - {name: a, kubeconfig: k, bgpStatusNamespace: dubboreach-system, podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.0.0.1, within: [10.244.0.0/16], peers: [{address: 10.0.0.254, asn: 64513}]}}\n",
+			want: func(t *testing.T, f *File) { assert.Equal(t, "dubboreach-system", f.Clusters[0].BGPStatusNamespace) }},
+		{name: "bgp from a kubeconfig without status namespace", doc: head + "spec:\n  clusters:\n    - {name: a, kubeconfig: k, podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.0.0.1, within: [10.244.0.0/16], peers: [{address: 10.0.0.254, asn: 64513}]}}\n",
+			wantErr: []string{"spec.clusters[0] (a).bgpStatusNamespace: is required under podRoutes.publish: bgp", "dubboreach-bgp"}},
+		{name: "status namespace without bgp", doc: head + "spec:\n  clusters:\n    - {name: a, kubeconfig: k, bgpStatusNamespace: x}\n",
+			wantErr: []string{"spec.clusters[0] (a).bgpStatusNamespace", "only read under podRoutes.publish: bgp"}},
+		{name: "status namespace of an inventory", doc: head + "spec:\n  clusters:\n    - {name: a, inventory: i, bgpStatusNamespace: x, podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.0.0.1, within: [10.244.0.0/16], peers: [{address: 10.0.0.254, asn: 64513}]}}\n",
+			wantErr: []string{"spec.clusters[0] (a).bgpStatusNamespace", "inventory file"}},
+		{name: "status namespace not a name", doc: head + "spec:\n  clusters:\n    - {name: a, kubeconfig: k, bgpStatusNamespace: Bad_NS, podRoutes: {publish: bgp}, bgp: {asn: 64512, routerID: 10.0.0.1, within: [10.244.0.0/16], peers: [{address: 10.0.0.254, asn: 64513}]}}\n",
+			wantErr: []string{"spec.clusters[0] (a).bgpStatusNamespace", `"Bad_NS"`, "namespace name"}},
 		{name: "too many clusters", doc: head + "spec:\n  clusters:\n" + strings.Repeat("    - {name: a, inventory: a.yaml}\n", MaxClusters+1),
 			wantErr: []string{"spec.clusters", "more than the 64"}},
 	}
@@ -171,4 +181,20 @@ func FuzzParse(f *testing.F) {
 			_ = routes.Build(nil, c.Fabric, nil)
 		}
 	})
+}
+
+// The example of docs/clusters.md is a valid clusters file.
+func TestDocsExampleParses(t *testing.T) {
+	data, err := os.ReadFile("../../docs/clusters.md")
+	require.NoError(t, err)
+	doc := string(data)
+	start := strings.Index(doc, "```yaml\n")
+	require.GreaterOrEqual(t, start, 0, "no yaml block in docs/clusters.md")
+	doc = doc[start+len("```yaml\n"):]
+	doc = doc[:strings.Index(doc, "```")]
+	f, err := Parse("/etc/dr/clusters.yaml", []byte(doc))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"east", "west", "local"}, f.Names())
+	assert.Equal(t, "dubboreach-system", f.Clusters[2].BGPStatusNamespace)
+	assert.False(t, f.Clusters[1].Correct)
 }

@@ -3,8 +3,10 @@ package clusters
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/dubboreach/dubboreach/registry"
 	"github.com/dubboreach/dubboreach/routes"
+	"github.com/dubboreach/dubboreach/routes/bgp"
 	"github.com/dubboreach/dubboreach/routes/cluster"
 )
 
@@ -74,19 +77,66 @@ func (c *Cluster) LoadInventory(ctx context.Context) (*routes.Inventory, error) 
 func LoadViews(ctx context.Context, f *File) ([]View, error) {
 	views := make([]View, 0, len(f.Clusters))
 	for i := range f.Clusters {
-		c := &f.Clusters[i]
-		inv, err := c.LoadInventory(ctx)
+		v, _, err := f.Clusters[i].LoadView(ctx)
 		if err != nil {
 			return nil, err
 		}
-		views = append(views, ViewOf(c, inv))
+		views = append(views, v)
 	}
 	return views, nil
 }
 
-// ViewOf builds a cluster's view from its inventory.
-func ViewOf(c *Cluster, inv *routes.Inventory) View {
+// LoadView reads the cluster once: its inventory and, under podRoutes.publish: bgp from an API
+// server, what its BGP speaker announces now. The inventory is returned for its notes
+// (objects of other kinds it ignored).
+func (c *Cluster) LoadView(ctx context.Context) (View, *routes.Inventory, error) {
+	inv, err := c.LoadInventory(ctx)
+	if err != nil {
+		return View{}, nil, err
+	}
+	pub, err := c.Publisher(ctx)
+	if err != nil {
+		return View{}, nil, err
+	}
+	return ViewWith(c, inv, pub), inv, nil
+}
+
+// Publisher reads, once, what the cluster's BGP speaker announces (podRoutes.publish: bgp, a
+// cluster read from an API server): its status objects in BGPStatusNamespace. Nil otherwise:
+// the table then follows podRoutes (an inventory's routes under bgp read unpublished).
+func (c *Cluster) Publisher(ctx context.Context) (routes.Publisher, error) {
+	if c.Fabric == nil || c.Fabric.Publish != routes.PublishBGP || c.Inventory != "" {
+		return nil, nil
+	}
+	ns := c.BGPStatusNamespace
+	if ns == "" && c.InCluster {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		return nil, fmt.Errorf("cluster %s: podRoutes.publish: bgp, and neither bgpStatusNamespace nor $POD_NAMESPACE names where `dubboreach publish` keeps its status: set bgpStatusNamespace", c.Name)
+	}
+	cfg, err := c.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: connecting to %s: %w", c.Name, cfg.Host, err)
+	}
+	pub, err := bgp.ReadOnce(ctx, cs, ns)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s (%s): %w", c.Name, cfg.Host, err)
+	}
+	return pub, nil
+}
+
+// ViewOf builds a cluster's view from its inventory, with no BGP status.
+func ViewOf(c *Cluster, inv *routes.Inventory) View { return ViewWith(c, inv, nil) }
+
+// ViewWith builds a cluster's view from its inventory and what its BGP speaker announces
+// (nil: podRoutes alone decide).
+func ViewWith(c *Cluster, inv *routes.Inventory, pub routes.Publisher) View {
 	pods := registry.NewPodIndex()
 	pods.Replace(inv)
-	return View{Name: c.Name, Table: routes.Build(inv, c.Fabric, nil), Pods: pods.View()}
+	return View{Name: c.Name, Table: routes.Build(inv, c.Fabric, pub), Pods: pods.View()}
 }
