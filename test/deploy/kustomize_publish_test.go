@@ -142,6 +142,25 @@ func TestKustomizePublish(t *testing.T) {
 		}
 	}
 
+	// The speaker's create policy is the chart's.
+	policy := func(objs []*unstructured.Unstructured, kind string) (string, any) {
+		for _, u := range objs {
+			if u.GetKind() == kind && u.GetLabels()["app.kubernetes.io/component"] == "publish" {
+				return u.GetName(), u.Object["spec"]
+			}
+		}
+		t.Fatalf("no %s of publish built", kind)
+		return "", nil
+	}
+	chartRaw := render(t, publishValues)
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		gn, got := policy(raw, kind)
+		wn, want := policy(chartRaw, kind)
+		if gn != wn || !equality.Semantic.DeepEqual(got, want) {
+			t.Errorf("%s differs from the chart's:\nkustomize %s %v\nchart     %s %v", kind, gn, got, wn, want)
+		}
+	}
+
 	t.Run("dry-run", func(t *testing.T) {
 		dryRunCreate(t, apiServer(t).Client, releaseNamespace, raw)
 	})

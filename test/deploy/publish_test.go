@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -234,5 +235,34 @@ func TestChartPublishFabricModes(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestChartPublishCreatePolicy: with publish.enabled the speaker's create policy and its binding
+// are rendered (TestPublishRBAC enforces them), and publish.createPolicy=false drops both.
+func TestChartPublishCreatePolicy(t *testing.T) {
+	count := func(values string) (policies, bindings int, bound string) {
+		for _, u := range render(t, values) {
+			if u.GetLabels()["app.kubernetes.io/component"] != "publish" {
+				continue
+			}
+			switch u.GetKind() {
+			case "ValidatingAdmissionPolicy":
+				policies++
+				bound = u.GetName()
+			case "ValidatingAdmissionPolicyBinding":
+				bindings++
+				if name, _, _ := unstructured.NestedString(u.Object, "spec", "policyName"); name != bound && bound != "" {
+					t.Errorf("binding %s binds %s, not the policy %s", u.GetName(), name, bound)
+				}
+			}
+		}
+		return policies, bindings, bound
+	}
+	if p, b, name := count(publishValues); p != 1 || b != 1 || name != "dubboreach-publish-creates" {
+		t.Errorf("publish.enabled: %d policies, %d bindings (%s), want the policy dubboreach-publish-creates and its binding", p, b, name)
+	}
+	if p, b, _ := count(strings.Replace(publishValues, "passwords: {existingSecret: bgp-passwords}", "passwords: {existingSecret: bgp-passwords}\n  createPolicy: false", 1)); p+b != 0 {
+		t.Errorf("publish.createPolicy=false: %d policies and %d bindings rendered", p, b)
 	}
 }

@@ -27,8 +27,8 @@ import (
 	"github.com/dubboreach/dubboreach/routes/bgp"
 )
 
-// TestPublishRBAC installs the chart's RBAC (publish.enabled) in a real kube-apiserver and runs
-// the real code as each ServiceAccount, by impersonation:
+// TestPublishRBAC installs the chart's RBAC (publish.enabled) and the speaker's create policy in
+// a real kube-apiserver and runs the real code as each ServiceAccount, by impersonation:
 //   - `dubboreach publish` (bgp.Publish) as dubboreach-publish: the informers sync, it is elected,
 //     writes the status ConfigMap and Lease, records its LeaderElection Event, deletes the status
 //     Lease on the way out; a second run takes over the existing objects (get and update);
@@ -66,6 +66,10 @@ func TestPublishRBAC(t *testing.T) {
 		switch u.GetKind() {
 		case "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			create(u.DeepCopy())
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			if u.GetLabels()["app.kubernetes.io/component"] == "publish" {
+				create(u.DeepCopy())
+			}
 		}
 	}
 	// Something for the ones that must not be touched, and a node with a pod route.
@@ -103,6 +107,13 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// The API server compiles a new policy and enforces it a little later.
+	waitFor(t, 90*time.Second, nil, "the create policy enforced", func() bool {
+		_, err := clientset("dubboreach-publish").CoreV1().ConfigMaps(releaseNamespace).Create(ctx,
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "may create only the ConfigMap dubboreach-bgp")
+	})
 
 	t.Run("publish runs as its ServiceAccount", func(t *testing.T) {
 		run := func(identity string) (stop func(), errs *errorLog, health string) {
@@ -316,12 +327,15 @@ spec:
 				_, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 				return err
 			}, false},
-			// RBAC cannot narrow create by name: a ConfigMap of another name can be created
-			// (docs/install.md says so); it cannot be read, changed or deleted afterwards.
+			// RBAC cannot narrow create by name; the create policy does.
 			{"create a ConfigMap of another name", func(cs kubernetes.Interface) error {
 				_, err := cs.CoreV1().ConfigMaps(releaseNamespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 				return err
-			}, true},
+			}, false},
+			{"create the auditor's leader Lease", func(cs kubernetes.Interface) error {
+				_, err := cs.CoordinationV1().Leases(releaseNamespace).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "dubboreach-audit"}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				return err
+			}, false},
 		}
 		for _, c := range []struct {
 			sa    string
