@@ -18,7 +18,7 @@ import (
 )
 
 // listen opens a TCP listener on host (port 0), closed when the test ends.
-func listen(t *testing.T, host string) net.Listener {
+func listen(t testing.TB, host string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
@@ -61,7 +61,7 @@ func realDubboHeartbeatAnswer(id []byte) []byte {
 
 // dubboFixture answers heartbeat requests as a Dubbo provider's exchange layer does. It
 // fails the test on any request that is not exactly a heartbeat request.
-func dubboFixture(t *testing.T, host string) (net.Listener, *atomic.Int64) {
+func dubboFixture(t testing.TB, host string) (net.Listener, *atomic.Int64) {
 	ln := listen(t, host)
 	n := serve(ln, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
